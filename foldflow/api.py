@@ -1,0 +1,112 @@
+"""The Python API: ``foldflow.predict(...)`` as a notebook or the CLI calls it."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pyarrow as pa
+
+from foldflow.config import RunConfig, dump_config, load_config
+from foldflow.outputs import RANDOM_PARAMS_WARNING, TargetResult, write_summary
+from foldflow.targets import InvalidTarget, load_targets
+
+log = logging.getLogger("foldflow")
+
+
+class InvalidInputError(ValueError):
+    """Some targets are invalid and ``skip_invalid`` is off; nothing was run."""
+
+    def __init__(self, invalid: list[InvalidTarget]):
+        self.invalid = invalid
+        super().__init__("\n".join(bad.message() for bad in invalid))
+
+
+@dataclass
+class RunResult:
+    """What a run produced: per-target results, the summary table, paths of structures."""
+
+    out_dir: Path
+    results: list[TargetResult]
+    table: pa.Table
+    random_params: bool
+    invalid: list[InvalidTarget] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return all(r.status == "ok" for r in self.results)
+
+    @property
+    def failed(self) -> list[TargetResult]:
+        return [r for r in self.results if r.status != "ok"]
+
+    @property
+    def structures(self) -> dict[str, Path]:
+        """Best-ranked PDB file of each predicted target."""
+        return {r.target_id: Path(r.output_dir) / "ranked_0.pdb" for r in self.results if r.status == "ok"}
+
+    @property
+    def scores(self) -> dict[str, dict[str, float | None]]:
+        return {r.target_id: {"mean_plddt": r.mean_plddt, "ptm": r.ptm}
+                for r in self.results if r.status == "ok"}
+
+    def to_pandas(self):
+        return self.table.to_pandas()
+
+
+def describe_setup(config: RunConfig) -> str:
+    """The first line a run prints: which databases and parameters it uses."""
+    dbs = ", ".join(f"{db.name}={db.path.name}" for db in config.msa.databases)
+    params = "RANDOM parameters (structures are NOT meaningful)" if config.model.uses_random_params \
+        else f"parameters from {config.model.params_dir}"
+    bundled = "bundled mini databases" if all("resources/db" in str(db.path) for db in config.msa.databases) \
+        else "databases"
+    return f"foldflow: {', '.join(config.model.names)} with {params}; {bundled}: {dbs}"
+
+
+def predict(fasta: str | Path, out: str | Path, config: RunConfig | str | Path | None = None,
+            **overrides) -> RunResult:
+    """Predict structures for every record of a FASTA file (or a directory of FASTA files).
+
+    ``config`` is a RunConfig, a YAML path, or None for the bundled demo setup.
+    ``overrides`` set top-level or dotted fields, e.g. ``skip_invalid=True`` or
+    ``**{"model.params_dir": "/data/params"}``.
+    """
+    from foldflow.pipeline.run import run_targets  # the only Ray-importing path
+
+    config = config if isinstance(config, RunConfig) else load_config(config)
+    config = apply_overrides(config, overrides)
+    log.warning(describe_setup(config)) if config.model.uses_random_params else log.info(describe_setup(config))
+
+    batch = load_targets(Path(fasta), max_length=config.max_length)
+    if batch.invalid and not config.skip_invalid:
+        raise InvalidInputError(batch.invalid)
+    for bad in batch.invalid:
+        log.warning("skipping invalid %s", bad.message())
+
+    out_dir = Path(out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "config.yaml").write_text(dump_config(config))
+    results = run_targets(batch.targets, config, out_dir)
+    results += [TargetResult(target_id=bad.id, length=None, status="invalid", error=bad.error) for bad in batch.invalid]
+    table = write_summary(out_dir / "summary.parquet", results)
+    if config.model.uses_random_params:
+        log.warning(RANDOM_PARAMS_WARNING)
+    return RunResult(out_dir, results, table, config.model.uses_random_params, batch.invalid)
+
+
+def apply_overrides(config: RunConfig, overrides: dict) -> RunConfig:
+    """Set dotted fields (``model.num_recycle``) on a copy of ``config``; None values are ignored."""
+    data = config.model_dump()
+    for dotted, value in overrides.items():
+        if value is None:
+            continue
+        *parents, leaf = dotted.split(".")
+        node = data
+        for part in parents:
+            node = node[part]
+        if leaf not in node:
+            raise KeyError(f"unknown setting '{dotted}'")
+        node[leaf] = value
+    return RunConfig.model_validate(data)

@@ -1,0 +1,131 @@
+"""Settings as pydantic models; YAML files under ``configs/`` load into them.
+
+With no file at all, :func:`default_config` runs on the small real databases
+bundled with the package and random-init AlphaFold parameters.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+BUNDLED_DB_DIR = Path(str(resources.files("foldflow") / "resources" / "db"))
+DEFAULT_CACHE_DIR = Path("~/.cache/foldflow").expanduser()
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DatabaseConfig(_Strict):
+    """One sequence database searched with jackhmmer.
+
+    ``name`` decides where its MSA goes in the features, as in AlphaFold:
+    ``uniref90`` first, then ``bfd``/``small_bfd``/``uniref30``, then ``mgnify``.
+    """
+
+    name: Literal["uniref90", "mgnify", "small_bfd", "bfd", "uniprot"]
+    path: Path
+    max_hits: int | None = Field(default=None, ge=1)
+
+    @field_validator("path")
+    @classmethod
+    def _expand(cls, path: Path) -> Path:
+        return path.expanduser()
+
+
+def bundled_databases() -> list[DatabaseConfig]:
+    """Mini UniRef90/BFD/MGnify (1,000 real sequences each) shipped with foldflow."""
+    return [
+        DatabaseConfig(name="uniref90", path=BUNDLED_DB_DIR / "uniref90_mini.fasta", max_hits=10_000),
+        DatabaseConfig(name="small_bfd", path=BUNDLED_DB_DIR / "bfd_mini.fasta"),
+        DatabaseConfig(name="mgnify", path=BUNDLED_DB_DIR / "mgnify_mini.fasta", max_hits=501),
+    ]
+
+
+class MsaConfig(_Strict):
+    """MSA search: jackhmmer (pyhmmer) with AlphaFold 2.3's thresholds, or precomputed files."""
+
+    databases: list[DatabaseConfig] = Field(default_factory=bundled_databases)
+    iterations: int = Field(default=1, ge=1)
+    e_value: float = 1e-4
+    inclusion_e_value: float = 1e-4
+    filter_f1: float = 5e-4
+    filter_f2: float = 5e-5
+    filter_f3: float = 5e-7
+    cpus_per_search: int = Field(default=1, ge=1)
+    precomputed_dir: Path | None = None
+    require_precomputed: bool = False
+    deduplicate: bool = True
+
+
+class ModelConfig(_Strict):
+    """AlphaFold 2 settings. ``None`` depths keep the model's own defaults."""
+
+    names: list[str] = Field(default_factory=lambda: ["model_1_ptm"], min_length=1)
+    params_dir: Path | None = None
+    params_seed: int = 0
+    prediction_seed: int = 0
+    num_recycle: int = Field(default=1, ge=0)
+    max_msa_clusters: int | None = Field(default=32, ge=1)
+    max_extra_msa: int | None = Field(default=64, ge=1)
+    bfloat16: bool = True
+    cache_dir: Path = DEFAULT_CACHE_DIR
+
+    @property
+    def uses_random_params(self) -> bool:
+        return self.params_dir is None
+
+
+class PipelineConfig(_Strict):
+    """How the Ray pipeline is laid out."""
+
+    address: str | None = None
+    msa_actors: int = Field(default=1, ge=1)
+    model_actors: int = Field(default=1, ge=1)
+    msa_actor_cpus: float = Field(default=1.0, ge=0)
+    model_actor_cpus: float = Field(default=1.0, ge=0)
+    model_actor_gpus: float = Field(default=0.0, ge=0)
+    max_in_flight: int = Field(default=4, ge=1)
+    progress: bool = True
+
+
+class RunConfig(_Strict):
+    msa: MsaConfig = Field(default_factory=MsaConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    pipeline: PipelineConfig = Field(default_factory=PipelineConfig)
+    max_length: int = Field(default=2500, ge=1)
+    skip_invalid: bool = False
+
+
+def default_config() -> RunConfig:
+    return RunConfig()
+
+
+def load_config(path: Path | str | None) -> RunConfig:
+    """Read a YAML file into a RunConfig; relative paths in it are taken from the file's folder."""
+    if path is None:
+        return default_config()
+    path = Path(path)
+    data = yaml.safe_load(path.read_text()) or {}
+    config = RunConfig.model_validate(data)
+    return _resolve_relative_paths(config, path.parent)
+
+
+def _resolve_relative_paths(config: RunConfig, base: Path) -> RunConfig:
+    def resolve(p: Path | None) -> Path | None:
+        return p if p is None or p.is_absolute() else (base / p).resolve()
+
+    for db in config.msa.databases:
+        db.path = resolve(db.path)
+    config.msa.precomputed_dir = resolve(config.msa.precomputed_dir)
+    config.model.params_dir = resolve(config.model.params_dir)
+    return config
+
+
+def dump_config(config: RunConfig) -> str:
+    return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)

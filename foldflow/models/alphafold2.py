@@ -1,0 +1,122 @@
+"""AlphaFold 2 (monomer) from ``alphafold-colabfold``, wrapped, not rewritten.
+
+One :class:`AlphaFold2` holds one model's parameters and its jitted program;
+XLA compiles once per input shape and the compiled program stays resident.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import haiku as hk
+import jax
+import ml_collections
+import numpy as np
+from alphafold.model import config as af_config
+from alphafold.model import model as af_model
+
+from foldflow.config import ModelConfig
+from foldflow.models import params as af_params
+from foldflow.models.base import Prediction
+
+_INIT_SEQUENCE = "ACDEFGHIKLMNPQRSTVWY"
+
+
+def model_config(model_name: str, settings: ModelConfig) -> ml_collections.ConfigDict:
+    """AlphaFold's config for ``model_name`` with foldflow's overrides applied."""
+    cfg = af_config.model_config(model_name)
+    if cfg.model.global_config.multimer_mode:
+        raise ValueError(f"model '{model_name}' is a multimer model; foldflow predicts monomers for now")
+    cfg.data.eval.num_ensemble = 1
+    cfg.data.common.num_recycle = settings.num_recycle
+    cfg.model.num_recycle = settings.num_recycle
+    if settings.max_msa_clusters is not None:
+        cfg.data.eval.max_msa_clusters = settings.max_msa_clusters
+    if settings.max_extra_msa is not None:
+        cfg.data.common.max_extra_msa = settings.max_extra_msa
+    cfg.model.global_config.bfloat16 = settings.bfloat16
+    return cfg
+
+
+def _initialise_random(model_name: str, settings: ModelConfig) -> hk.Params:
+    """Random parameters with non-zero final layers (``zero_init=False``), so outputs vary."""
+    from foldflow.features import build_features  # only needed for this one-off init
+
+    cfg = model_config(model_name, settings)
+    cfg.model.global_config.zero_init = False
+    runner = af_model.RunModel(cfg)
+    features = runner.process_features(build_features(_INIT_SEQUENCE, "init", []), random_seed=0)
+    runner.init_params(features, random_seed=settings.params_seed)
+    return jax.device_get(runner.params)
+
+
+def load_model_params(model_name: str, settings: ModelConfig) -> tuple[hk.Params, Path, float, bool]:
+    """(params, npz path, seconds, created) from ``params_dir`` or the random-params cache."""
+    if settings.params_dir is not None:
+        path = af_params.params_path(settings.params_dir, model_name)
+        start = time.perf_counter()
+        return af_params.load_params(path), path, time.perf_counter() - start, False
+    directory = af_params.random_params_dir(settings.cache_dir, settings.params_seed)
+    path = directory / af_params.PARAMS_FILE.format(model_name=model_name)
+    params, seconds, created = af_params.cached_or_initialised(
+        path, lambda: _initialise_random(model_name, settings))
+    return params, path, seconds, created
+
+
+class AlphaFold2:
+    """A resident AlphaFold 2 monomer model."""
+
+    def __init__(self, model_name: str, settings: ModelConfig):
+        self.name = model_name
+        self.uses_random_params = settings.uses_random_params
+        self.config = model_config(model_name, settings)
+        params, self.params_path, self.load_seconds, self.initialised = load_model_params(model_name, settings)
+        self._runner = af_model.RunModel(self.config, params)
+        self._compiled_shapes: set[tuple[int, ...]] = set()
+
+    @property
+    def compiles(self) -> int:
+        return len(self._compiled_shapes)
+
+    def predict(self, features: dict[str, np.ndarray], seed: int) -> Prediction:
+        num_res = int(features["seq_length"][0])
+        start = time.perf_counter()
+        processed = self._runner.process_features(dict(features), random_seed=seed)
+        processed_at = time.perf_counter()
+        shape = tuple(processed["msa_feat"].shape)
+        compiling = shape not in self._compiled_shapes
+        result, recycles = self._runner.predict(processed, random_seed=seed)
+        self._compiled_shapes.add(shape)
+        done = time.perf_counter()
+        return self._to_prediction(processed, result, recycles, num_res, {
+            f"process_features_{self.name}": processed_at - start,
+            f"predict_and_compile_{self.name}" if compiling else f"predict_{self.name}": done - processed_at,
+        })
+
+    def _to_prediction(self, processed, result, recycles: int, num_res: int,
+                       timings: dict[str, float]) -> Prediction:
+        structure = result["structure_module"]
+        has_pae = "predicted_aligned_error" in result
+        return Prediction(
+            model_name=self.name,
+            aatype=np.asarray(processed["aatype"][0][:num_res]),
+            residue_index=np.asarray(processed["residue_index"][0][:num_res]),
+            atom_positions=np.asarray(structure["final_atom_positions"][:num_res], dtype=np.float32),
+            atom_mask=np.asarray(structure["final_atom_mask"][:num_res], dtype=np.float32),
+            plddt=np.asarray(result["plddt"][:num_res], dtype=np.float32),
+            ranking_confidence=float(result["ranking_confidence"]),
+            ptm=float(result["ptm"]) if "ptm" in result else None,
+            pae=np.asarray(result["predicted_aligned_error"][:num_res, :num_res], dtype=np.float32) if has_pae else None,
+            max_pae=float(result["max_predicted_aligned_error"]) if has_pae else None,
+            recycles=int(recycles),
+            timings=timings,
+        )
+
+
+def enable_compilation_cache(directory: Path) -> None:
+    """Persist XLA programs on disk so a new process or actor does not compile them again."""
+    directory.mkdir(parents=True, exist_ok=True)
+    jax.config.update("jax_compilation_cache_dir", str(directory))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", -1)

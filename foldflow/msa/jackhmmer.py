@@ -1,0 +1,89 @@
+"""jackhmmer with pyhmmer against databases held in memory.
+
+A :class:`ResidentDatabases` reads each FASTA database once and answers many
+queries; the thresholds are AlphaFold 2.3's (``-E 1e-4 --incE 1e-4 --F1 5e-4
+--F2 5e-5 --F3 5e-7 -N 1``), and hit limits are applied with AlphaFold's own
+``truncate_stockholm_msa``.
+"""
+
+from __future__ import annotations
+
+import io
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyhmmer
+from alphafold.data import parsers
+from pyhmmer.easel import Alphabet, DigitalSequenceBlock, SequenceFile, TextSequence
+
+from foldflow.config import DatabaseConfig, MsaConfig
+from foldflow.msa.alignment import Alignment
+
+_ALPHABET = Alphabet.amino()
+
+
+@dataclass
+class LoadedDatabase:
+    config: DatabaseConfig
+    sequences: DigitalSequenceBlock
+    load_seconds: float
+
+    @property
+    def residues(self) -> int:
+        return sum(len(seq) for seq in self.sequences)
+
+
+def load_database(config: DatabaseConfig) -> LoadedDatabase:
+    if not config.path.is_file():
+        raise FileNotFoundError(f"database '{config.name}': no such file {config.path}")
+    start = time.perf_counter()
+    with SequenceFile(str(config.path), digital=True, alphabet=_ALPHABET) as handle:
+        sequences = handle.read_block()
+    return LoadedDatabase(config, sequences, time.perf_counter() - start)
+
+
+def _stockholm_text(msa: pyhmmer.easel.MSA, name: str) -> str:
+    msa.name = name.encode() if isinstance(msa.name, bytes) else name
+    buffer = io.BytesIO()
+    msa.write(buffer, "stockholm")
+    return buffer.getvalue().decode()
+
+
+def _truncate(stockholm: str, max_hits: int | None) -> str:
+    """AlphaFold's own truncation (query plus the first ``max_hits - 1`` hits)."""
+    if max_hits is None:
+        return stockholm
+    with tempfile.NamedTemporaryFile("w", suffix=".sto") as handle:
+        handle.write(stockholm)
+        handle.flush()
+        return parsers.truncate_stockholm_msa(handle.name, max_hits)
+
+
+class ResidentDatabases:
+    """Databases loaded once; :meth:`search` runs jackhmmer for one query against each."""
+
+    def __init__(self, config: MsaConfig):
+        self.config = config
+        self.databases = [load_database(db) for db in config.databases]
+
+    @property
+    def load_seconds(self) -> float:
+        return sum(db.load_seconds for db in self.databases)
+
+    def search(self, query_id: str, sequence: str) -> list[Alignment]:
+        query = TextSequence(name=query_id.encode(), sequence=sequence).digitize(_ALPHABET)
+        return [self._search_one(query, query_id, db) for db in self.databases]
+
+    def _search_one(self, query: pyhmmer.easel.DigitalSequence, query_id: str,
+                    db: LoadedDatabase) -> Alignment:
+        cfg = self.config
+        (result,) = pyhmmer.hmmer.jackhmmer(
+            [query], db.sequences,
+            max_iterations=cfg.iterations, checkpoints=False, cpus=cfg.cpus_per_search,
+            E=cfg.e_value, incE=cfg.inclusion_e_value,
+            F1=cfg.filter_f1, F2=cfg.filter_f2, F3=cfg.filter_f3,
+        )
+        stockholm = _stockholm_text(result.msa, query_id)
+        return Alignment(db.config.name, "sto", _truncate(stockholm, db.config.max_hits))

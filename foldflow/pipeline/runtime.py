@@ -1,0 +1,29 @@
+"""Connecting to Ray: a local Ray started (and stopped) for the user, or an existing cluster."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterator
+
+import ray
+
+
+@contextlib.contextmanager
+def ray_session(address: str | None, log_to_driver: bool = False) -> Iterator[None]:
+    """Use Ray if it is already initialised; else start a local one (address None) or connect.
+
+    A local Ray started here is shut down on exit; the dashboard, if any, binds to 127.0.0.1.
+    """
+    if ray.is_initialized():
+        yield
+        return
+    if address is None:
+        ray.init(include_dashboard=False, log_to_driver=log_to_driver, logging_level=logging.WARNING,
+                 configure_logging=True)
+    else:
+        ray.init(address=address, log_to_driver=log_to_driver, logging_level=logging.WARNING)
+    try:
+        yield
+    finally:
+        ray.shutdown()

@@ -1,0 +1,182 @@
+"""FASTA input -> validated, hashed :class:`Target` records.
+
+Every problem is reported as an :class:`InvalidTarget` (or, for problems with
+the file as a whole, an :class:`InputError`) whose message is one line naming
+the record and what is wrong with it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from Bio.SeqIO.FastaIO import SimpleFastaParser
+
+AMINO_ACIDS = frozenset("ACDEFGHIKLMNPQRSTVWYX")
+NUCLEOTIDES = frozenset("ACGTUN")
+FASTA_SUFFIXES = (".fasta", ".fa", ".faa", ".fas")
+_UNSAFE_CHARS = re.compile(r"[^A-Za-z0-9._-]+")
+_MIN_NUCLEOTIDE_CHECK_LENGTH = 10
+
+
+class InputError(ValueError):
+    """The input as a whole cannot be read (missing, empty, binary, no FASTA)."""
+
+
+@dataclass(frozen=True)
+class Target:
+    """One monomer to predict."""
+
+    id: str  # safe to use as a file name
+    description: str  # the full FASTA header
+    sequence: str
+    source: str  # file the record came from
+
+    @property
+    def length(self) -> int:
+        return len(self.sequence)
+
+    @property
+    def sequence_hash(self) -> str:
+        return sequence_hash(self.sequence)
+
+
+@dataclass(frozen=True)
+class InvalidTarget:
+    """A record that cannot be predicted, with the reason in one line."""
+
+    id: str
+    description: str
+    source: str
+    error: str
+
+    def message(self) -> str:
+        return f"{self.source}: target '{self.description or self.id}': {self.error}"
+
+
+@dataclass(frozen=True)
+class TargetBatch:
+    targets: list[Target]
+    invalid: list[InvalidTarget]
+
+
+def sequence_hash(sequence: str) -> str:
+    return hashlib.sha256(sequence.encode("ascii")).hexdigest()
+
+
+def safe_target_id(raw_id: str) -> str:
+    """A file-name-safe id: runs of characters other than [A-Za-z0-9._-] become '_'."""
+    return _UNSAFE_CHARS.sub("_", raw_id).strip("_")
+
+
+def _path_escape_problem(raw_id: str) -> str | None:
+    parts = re.split(r"[/\\]", raw_id)
+    if raw_id.startswith(("/", "\\", "~")) or ".." in parts or re.match(r"^[A-Za-z]:[/\\]", raw_id):
+        return f"id '{raw_id}' would write outside the output directory"
+    return None
+
+
+def _sequence_problem(sequence: str, max_length: int) -> str | None:
+    if not sequence:
+        return "empty sequence"
+    bad = sorted(set(sequence) - AMINO_ACIDS)
+    if bad:
+        position = next(i for i, c in enumerate(sequence, 1) if c in bad)
+        shown = ", ".join(repr(c) for c in bad[:5])
+        return f"characters that are not amino acids: {shown} (first at position {position})"
+    if len(sequence) >= _MIN_NUCLEOTIDE_CHECK_LENGTH and set(sequence) <= NUCLEOTIDES:
+        return "looks like a nucleotide sequence (only A/C/G/T/U/N); give the protein sequence"
+    if len(sequence) > max_length:
+        return f"sequence of {len(sequence)} residues is longer than the maximum of {max_length} (max_length)"
+    return None
+
+
+def _read_text(path: Path) -> str:
+    if not path.is_file():
+        raise InputError(f"{path}: no such file")
+    data = path.read_bytes()
+    if not data.strip():
+        raise InputError(f"{path}: file is empty")
+    if b"\x00" in data:
+        raise InputError(f"{path}: binary file, not FASTA text")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{path}: not UTF-8 text (byte {exc.start}); is it a FASTA file?") from None
+    if any(ord(c) < 32 and c not in "\t\r\n" for c in text):
+        raise InputError(f"{path}: contains control characters, not FASTA text")
+    if not text.lstrip().startswith(">"):
+        raise InputError(f"{path}: no FASTA header ('>') before the first sequence line")
+    return text
+
+
+def _clean_sequence(raw: str) -> str:
+    sequence = "".join(raw.split()).upper()
+    return sequence[:-1] if sequence.endswith("*") else sequence
+
+
+def parse_fasta_file(path: Path, max_length: int) -> list[Target | InvalidTarget]:
+    """Parse one FASTA file; each record becomes a Target or an InvalidTarget."""
+    text = _read_text(path)
+    records: list[Target | InvalidTarget] = []
+    for header, raw_sequence in SimpleFastaParser(io.StringIO(text)):
+        header = header.strip()
+        raw_id = header.split(maxsplit=1)[0] if header else ""
+        source = str(path)
+        target_id = safe_target_id(raw_id)
+        sequence = _clean_sequence(raw_sequence)
+        if not raw_id:
+            problem = "empty header: every record needs an id after '>'"
+        elif not target_id or target_id.startswith("."):
+            problem = f"id '{raw_id}' has no characters usable in a file name"
+        else:
+            problem = _path_escape_problem(raw_id) or _sequence_problem(sequence, max_length)
+        if problem:
+            records.append(InvalidTarget(target_id or raw_id, header, source, problem))
+        else:
+            records.append(Target(target_id, header, sequence, source))
+    if not records:
+        raise InputError(f"{path}: no FASTA records found")
+    return records
+
+
+def fasta_files(path: Path) -> list[Path]:
+    """The FASTA file itself, or the FASTA files of a directory in name order."""
+    path = Path(path)
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.suffix.lower() in FASTA_SUFFIXES and p.is_file())
+        if not files:
+            raise InputError(f"{path}: directory holds no FASTA files ({', '.join(FASTA_SUFFIXES)})")
+        return files
+    return [path]
+
+
+def load_targets(path: Path | str, max_length: int = 2500) -> TargetBatch:
+    """Read and validate every record of a FASTA file or a directory of them.
+
+    The same id twice with the same sequence is kept once; with different
+    sequences both records are invalid.
+    """
+    by_id: dict[str, Target] = {}
+    invalid: list[InvalidTarget] = []
+    for file in fasta_files(Path(path)):
+        for record in parse_fasta_file(file, max_length):
+            if isinstance(record, InvalidTarget):
+                invalid.append(record)
+                continue
+            earlier = by_id.get(record.id)
+            if earlier is None:
+                by_id[record.id] = record
+            elif earlier.sequence != record.sequence:
+                error = (f"duplicate id '{record.id}' with a different sequence "
+                         f"(first seen in {earlier.source})")
+                invalid.append(InvalidTarget(record.id, record.description, record.source, error))
+    duplicated = {bad.id for bad in invalid if bad.error.startswith("duplicate id")}
+    for target_id in duplicated:
+        first = by_id.pop(target_id)
+        invalid.append(InvalidTarget(first.id, first.description, first.source,
+                                     f"duplicate id '{first.id}' with a different sequence"))
+    return TargetBatch(targets=list(by_id.values()), invalid=invalid)
