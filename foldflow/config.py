@@ -6,6 +6,7 @@ bundled with the package and random-init AlphaFold parameters.
 
 from __future__ import annotations
 
+import os
 from importlib import resources
 from pathlib import Path
 from typing import Literal
@@ -14,7 +15,10 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 BUNDLED_DB_DIR = Path(str(resources.files("foldflow") / "resources" / "db"))
-DEFAULT_CACHE_DIR = Path("~/.cache/foldflow").expanduser()
+# Random-init parameters and the XLA compilation cache live here; FOLDFLOW_CACHE_DIR moves it.
+DEFAULT_CACHE_DIR = Path(os.environ.get("FOLDFLOW_CACHE_DIR", "~/.cache/foldflow")).expanduser()
+DEFAULT_BUCKETS = (64, 96, 128, 160, 192, 256, 320, 384, 448, 512, 640, 768, 896, 1024,
+                   1280, 1536, 2048, 2560, 3072, 4096)
 
 
 class _Strict(BaseModel):
@@ -74,6 +78,9 @@ class ModelConfig(_Strict):
     max_msa_clusters: int | None = Field(default=32, ge=1)
     max_extra_msa: int | None = Field(default=64, ge=1)
     bfloat16: bool = True
+    # Each target is padded to the next bucket, so XLA compiles once per bucket, not per length.
+    # An empty list pads nothing (one compile per distinct length).
+    bucket_lengths: list[int] = Field(default_factory=lambda: list(DEFAULT_BUCKETS))
     cache_dir: Path = DEFAULT_CACHE_DIR
 
     @property

@@ -130,10 +130,11 @@ def parse_fasta_file(path: Path, max_length: int) -> list[Target | InvalidTarget
         sequence = _clean_sequence(raw_sequence)
         if not raw_id:
             problem = "empty header: every record needs an id after '>'"
-        elif not target_id or target_id.startswith("."):
-            problem = f"id '{raw_id}' has no characters usable in a file name"
         else:
-            problem = _path_escape_problem(raw_id) or _sequence_problem(sequence, max_length)
+            problem = _path_escape_problem(raw_id)
+        if not problem and (not target_id or target_id.startswith(".")):
+            problem = f"id '{raw_id}' has no characters usable in a file name"
+        problem = problem or _sequence_problem(sequence, max_length)
         if problem:
             records.append(InvalidTarget(target_id or raw_id, header, source, problem))
         else:

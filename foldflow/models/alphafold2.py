@@ -14,7 +14,10 @@ import jax
 import ml_collections
 import numpy as np
 from alphafold.model import config as af_config
+from alphafold.model import features as af_features
 from alphafold.model import model as af_model
+from alphafold.model.tf import input_pipeline, proteins_dataset
+from alphafold.model.tf import np_backend as tf
 
 from foldflow.config import ModelConfig
 from foldflow.models import params as af_params
@@ -64,6 +67,33 @@ def load_model_params(model_name: str, settings: ModelConfig) -> tuple[hk.Params
     return params, path, seconds, created
 
 
+def bucket_length(num_res: int, buckets: list[int]) -> int:
+    """The smallest bucket that holds ``num_res`` residues (``num_res`` itself past the last)."""
+    return next((b for b in sorted(buckets) if b >= num_res), num_res)
+
+
+def process_features(cfg: ml_collections.ConfigDict, raw: dict[str, np.ndarray], seed: int,
+                     pad_to: int) -> dict[str, np.ndarray]:
+    """AlphaFold's ``np_example_to_features`` with the crop size set to ``pad_to``.
+
+    The input pipeline's own ``make_fixed_size`` step then pads every
+    per-residue feature to ``pad_to``; ``seq_mask`` marks the real residues.
+    """
+    raw = dict(raw)
+    data_cfg, feature_names = af_features.make_data_config(cfg, num_res=pad_to)
+    if "deletion_matrix_int" in raw:
+        raw["deletion_matrix"] = raw.pop("deletion_matrix_int").astype(np.float32)
+    graph = tf.Graph()
+    with graph.as_default(), tf.device("/device:CPU:0"):
+        tf.compat.v1.set_random_seed(seed)
+        tensors = proteins_dataset.np_to_tensor_dict(np_example=raw, features=feature_names)
+        processed = input_pipeline.process_tensors_from_config(tensors, data_cfg)
+    graph.finalize()
+    with tf.Session(graph=graph) as session:
+        result = session.run(processed)
+    return {k: v for k, v in result.items() if v.dtype != "O"}
+
+
 class AlphaFold2:
     """A resident AlphaFold 2 monomer model."""
 
@@ -73,6 +103,7 @@ class AlphaFold2:
         self.config = model_config(model_name, settings)
         params, self.params_path, self.load_seconds, self.initialised = load_model_params(model_name, settings)
         self._runner = af_model.RunModel(self.config, params)
+        self.buckets = list(settings.bucket_lengths)
         self._compiled_shapes: set[tuple[int, ...]] = set()
 
     @property
@@ -82,7 +113,8 @@ class AlphaFold2:
     def predict(self, features: dict[str, np.ndarray], seed: int) -> Prediction:
         num_res = int(features["seq_length"][0])
         start = time.perf_counter()
-        processed = self._runner.process_features(dict(features), random_seed=seed)
+        pad_to = bucket_length(num_res, self.buckets)
+        processed = process_features(self.config, features, seed, pad_to)
         processed_at = time.perf_counter()
         shape = tuple(processed["msa_feat"].shape)
         compiling = shape not in self._compiled_shapes

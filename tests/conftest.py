@@ -1,0 +1,34 @@
+"""Shared fixtures. Random parameters and XLA programs are cached under .cache/ in the checkout."""
+
+import os
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+os.environ.setdefault("FOLDFLOW_CACHE_DIR", str(ROOT / ".cache" / "foldflow"))
+
+import pytest  # noqa: E402
+
+from foldflow.config import ModelConfig, RunConfig  # noqa: E402
+
+DATA = Path(__file__).parent / "data"
+DEMO_FASTA = ROOT / "examples" / "demo.fasta"
+
+
+def small_model_config(**overrides) -> ModelConfig:
+    """Cheapest meaningful AlphaFold setting for CPU tests: shallow MSA, no recycling, two buckets."""
+    settings = dict(num_recycle=0, max_msa_clusters=8, max_extra_msa=16, bucket_lengths=[64, 96])
+    return ModelConfig(**{**settings, **overrides})
+
+
+def small_run_config(**pipeline) -> RunConfig:
+    return RunConfig(model=small_model_config(), pipeline={"progress": False, **pipeline})
+
+
+@pytest.fixture
+def write_fasta(tmp_path):
+    def write(text: str | bytes, name: str = "input.fasta") -> Path:
+        path = tmp_path / name
+        path.write_bytes(text if isinstance(text, bytes) else text.encode())
+        return path
+
+    return write
