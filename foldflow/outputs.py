@@ -41,6 +41,7 @@ class TargetResult:
     status: str  # "ok", "failed" or "invalid"
     error: str | None = None
     sequence_hash: str | None = None
+    msa_source: str | None = None  # "search" or "precomputed"
     msa_depths: dict[str, int] = field(default_factory=dict)
     feature_msa_depth: int | None = None
     best_model: str | None = None
@@ -161,7 +162,7 @@ def write_target(out_dir: Path, target_id: str, alignments: Sequence[Alignment],
 
 SUMMARY_FIELDS = [
     ("target_id", pa.string()), ("length", pa.int32()), ("status", pa.string()), ("error", pa.string()),
-    ("sequence_hash", pa.string()), ("model", pa.string()), ("mean_plddt", pa.float64()),
+    ("sequence_hash", pa.string()), ("msa_source", pa.string()), ("model", pa.string()), ("mean_plddt", pa.float64()),
     ("ptm", pa.float64()), ("msa_depth", pa.int32()), ("output_dir", pa.string()),
 ]
 
@@ -173,7 +174,7 @@ def summary_table(results: Sequence[TargetResult]) -> pa.Table:
     columns: dict[str, list] = {name: [] for name, _ in SUMMARY_FIELDS}
     for r in results:
         row = {"target_id": r.target_id, "length": r.length, "status": r.status, "error": r.error,
-               "sequence_hash": r.sequence_hash, "model": r.best_model, "mean_plddt": r.mean_plddt,
+               "sequence_hash": r.sequence_hash, "msa_source": r.msa_source, "model": r.best_model, "mean_plddt": r.mean_plddt,
                "ptm": r.ptm, "msa_depth": r.feature_msa_depth, "output_dir": r.output_dir}
         for name in columns:
             columns[name].append(row[name])

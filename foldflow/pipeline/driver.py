@@ -118,6 +118,7 @@ class BatchDriver:
         return self._finish(TargetResult(
             target_id=target.id, length=target.length, status="failed", error=_error_text(error),
             sequence_hash=target.sequence_hash,
+            msa_source=prepared.msa_source if prepared else None,
             msa_depths=prepared.msa_depths if prepared else {},
             timings=prepared.times.seconds() if prepared else {}))
 
@@ -131,7 +132,7 @@ class BatchDriver:
         spans["output"] = (start, time.time())
         return self._finish(TargetResult(
             target_id=target.id, length=target.length, status="ok", sequence_hash=target.sequence_hash,
-            msa_depths=prepared.msa_depths, feature_msa_depth=prepared.feature_msa_depth,
+            msa_source=prepared.msa_source, msa_depths=prepared.msa_depths, feature_msa_depth=prepared.feature_msa_depth,
             best_model=best.model_name, mean_plddt=best.mean_plddt, ptm=best.ptm,
             timings={k: e - s for k, (s, e) in spans.items()}, stage_spans=spans,
             output_dir=str(folder)))

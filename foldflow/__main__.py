@@ -1,0 +1,3 @@
+from foldflow.cli import main
+
+main()

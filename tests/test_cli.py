@@ -1,0 +1,62 @@
+"""The `foldflow` command as a user runs it: exit codes, one-line errors, nothing lost."""
+
+import os
+import subprocess
+import sys
+
+import pyarrow.parquet as pq
+import pytest
+
+from conftest import DATA, DEMO_FASTA
+from test_msa import SHORT_SEQUENCE
+
+SMALL_CONFIG = DATA / "small.yaml"
+
+
+def foldflow(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "foldflow", *map(str, args)], capture_output=True, text=True,
+                          env=os.environ, cwd=cwd, timeout=900)
+
+
+def test_bad_input_exits_2_with_one_line_per_problem(tmp_path):
+    fasta = tmp_path / "bad.fasta"
+    fasta.write_text(">ok\nMKVLAAGIVG\n>dna\nACGTACGTACGTACGT\n>../escape\nMKV\n")
+    result = foldflow("predict", fasta, "--out", tmp_path / "out", "--config", SMALL_CONFIG)
+    assert result.returncode == 2
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 2
+    assert "target 'dna': looks like a nucleotide sequence" in errors[0]
+    assert "target '../escape': id '../escape' would write outside the output directory" in errors[1]
+    assert not (tmp_path / "out").exists(), "nothing runs when input is invalid"
+
+
+@pytest.mark.parametrize("content", [b"", b"\x00\x01binary"])
+def test_unreadable_input_exits_2(tmp_path, content):
+    fasta = tmp_path / "in.fasta"
+    fasta.write_bytes(content)
+    result = foldflow("predict", fasta, "--out", tmp_path / "out")
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert result.returncode == 2 and len(errors) == 1 and str(fasta) in errors[0]
+
+
+def test_skip_invalid_runs_the_rest_and_keeps_earlier_outputs(tmp_path):
+    first = DEMO_FASTA.read_text().split(">")[1]
+    mutated = "W" + SHORT_SEQUENCE[1:]
+    fasta = tmp_path / "mixed.fasta"
+    fasta.write_text(f">{first}>dna\nACGTACGTACGTACGT\n>short\n{mutated}\n")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "earlier_result.txt").write_text("keep me")
+    result = foldflow("predict", fasta, "--out", out, "--config", SMALL_CONFIG, "--skip-invalid",
+                      "--msa-dir", DATA / "msas")
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.splitlines()[0].startswith("foldflow: model_1_ptm with RANDOM parameters")
+    summary = pq.read_table(out / "summary.parquet").to_pandas().set_index("target_id")
+    assert summary.loc["HG003686_698", "status"] == "ok"
+    assert summary.loc["dna", "status"] == "invalid"
+    assert summary.loc["short", "status"] == "failed"
+    assert "query row (73 residues) does not match the target sequence" in summary.loc["short", "error"]
+    assert (out / "HG003686_698" / "ranked_0.pdb").is_file()
+    assert not (out / "short").exists()
+    assert (out / "earlier_result.txt").read_text() == "keep me"
+    assert "1/3 targets predicted" in result.stdout

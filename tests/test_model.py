@@ -1,0 +1,49 @@
+"""The AlphaFold 2 wrapper on its own: padding to a bucket, and parameters from a directory."""
+
+import numpy as np
+import pytest
+
+from foldflow.features import build_features
+from foldflow.models.alphafold2 import AlphaFold2, bucket_length, load_model_params
+from conftest import small_model_config
+from test_msa import ABC_QUERY
+
+SEQUENCE = ABC_QUERY[:40]
+
+
+@pytest.fixture(scope="module")
+def features():
+    return build_features(SEQUENCE, "abc", [])
+
+
+def test_bucket_length():
+    assert bucket_length(40, [64, 32, 96]) == 64
+    assert bucket_length(64, [64, 96]) == 64
+    assert bucket_length(200, [64, 96]) == 200
+    assert bucket_length(50, []) == 50
+
+
+def test_padding_does_not_change_the_float32_prediction(features):
+    unpadded = AlphaFold2("model_1_ptm", small_model_config(bfloat16=False, bucket_lengths=[])).predict(features, 0)
+    padded = AlphaFold2("model_1_ptm", small_model_config(bfloat16=False, bucket_lengths=[64])).predict(features, 0)
+    assert padded.atom_positions.shape == (40, 37, 3) and padded.pae.shape == (40, 40)
+    mask = unpadded.atom_mask > 0
+    assert np.abs(padded.atom_positions - unpadded.atom_positions)[mask].max() < 1e-3
+    np.testing.assert_allclose(padded.plddt, unpadded.plddt, atol=0.05)
+    assert padded.ptm == pytest.approx(unpadded.ptm, abs=1e-3)
+
+
+def test_params_directory_gives_the_same_model_as_the_cached_random_params(features):
+    settings = small_model_config()
+    _, cached_path, _, _ = load_model_params("model_1_ptm", settings)
+    from_random = AlphaFold2("model_1_ptm", settings).predict(features, 0)
+    from_dir = AlphaFold2("model_1_ptm", small_model_config(params_dir=cached_path.parent)).predict(features, 0)
+    assert from_dir.mean_plddt == from_random.mean_plddt
+    np.testing.assert_array_equal(from_dir.atom_positions, from_random.atom_positions)
+
+
+def test_random_parameters_are_deterministic_and_not_degenerate(features):
+    prediction = AlphaFold2("model_1_ptm", small_model_config()).predict(features, 0)
+    ca = prediction.atom_positions[:, 1]
+    assert np.ptp(ca, axis=0).min() > 1.0, "zero_init=False: atoms do not collapse to the origin"
+    assert np.ptp(prediction.plddt) > 0.1, "pLDDT is not the flat 50 of zero-initialised heads"

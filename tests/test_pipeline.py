@@ -1,0 +1,101 @@
+"""End to end on a local Ray: real pyhmmer search, the real AlphaFold model (random params), outputs."""
+
+import itertools
+import json
+import shutil
+
+import gemmi
+import numpy as np
+import pytest
+
+import foldflow
+from conftest import DATA, DEMO_FASTA, small_run_config
+from test_msa import SHORT_SEQUENCE
+
+MAX_IN_FLIGHT = 2
+
+
+@pytest.fixture(scope="session")
+def run(tmp_path_factory):
+    """Three proteome proteins searched against the mini databases, one with precomputed MSAs."""
+    work = tmp_path_factory.mktemp("e2e")
+    records = DEMO_FASTA.read_text().split(">")[1:4]
+    fasta = work / "targets.fasta"
+    fasta.write_text("".join(">" + r for r in records) + f">short\n{SHORT_SEQUENCE}\n")
+    shutil.copytree(DATA / "msas", work / "msas")
+    config = small_run_config(max_in_flight=MAX_IN_FLIGHT)
+    config.msa.precomputed_dir = work / "msas"
+    return foldflow.predict(fasta, work / "out", config)
+
+
+def test_every_target_is_predicted(run):
+    assert run.ok, run.failed
+    table = run.to_pandas().set_index("target_id")
+    assert list(table.index) == ["HG003686_698", "HG003690_137", "HG003690_101", "short"]
+    assert table["status"].eq("ok").all()
+    assert table.loc["short", "msa_source"] == "precomputed"
+    assert (table.drop(index="short")["msa_source"] == "search").all()
+    assert table.loc["HG003690_101", "msa_depth_uniref90"] == 4  # query + 3 homologues
+    assert table.loc["short", "msa_depth_bfd"] > 100
+    assert table["mean_plddt"].between(0, 100).all() and table["ptm"].between(0, 1).all()
+    assert (run.out_dir / "summary.parquet").is_file() and (run.out_dir / "config.yaml").is_file()
+    assert run.random_params
+
+
+def _b_factors_by_residue(structure: gemmi.Structure) -> list[set[float]]:
+    return [{atom.b_iso for atom in residue} for residue in structure[0][0]]
+
+
+@pytest.mark.parametrize("target", ["HG003686_698", "short"])
+def test_structures_carry_plddt_in_b_factors(run, target):
+    folder = run.out_dir / target
+    plddt = np.array(json.loads((folder / "confidence_model_1_ptm.json").read_text())["confidenceScore"])
+    sequence = SHORT_SEQUENCE if target == "short" else None
+    for name in ("ranked_0.pdb", "ranked_0.cif", "unrelaxed_model_1_ptm.pdb"):
+        structure = gemmi.read_structure(str(folder / name))
+        chain = structure[0][0]
+        assert len(chain) == len(plddt)
+        if sequence:
+            assert gemmi.one_letter_code([r.name for r in chain]) == sequence
+        per_residue = _b_factors_by_residue(structure)
+        assert all(len(b) == 1 for b in per_residue), "one pLDDT per residue"
+        np.testing.assert_allclose([b.pop() for b in per_residue], plddt, atol=0.006)
+    row = run.to_pandas().set_index("target_id").loc[target]
+    assert row["mean_plddt"] == pytest.approx(plddt.mean(), abs=0.01)
+
+
+def test_alphafold_output_layout(run):
+    folder = run.out_dir / "HG003690_101"
+    for name in ("ranked_0.pdb", "ranked_0.cif", "unrelaxed_model_1_ptm.pdb", "ranking_debug.json",
+                 "timings.json", "confidence_model_1_ptm.json", "pae_model_1_ptm.json", "plddt.png", "pae.png",
+                 "msas/uniref90_hits.sto", "msas/mgnify_hits.sto", "msas/small_bfd_hits.sto",
+                 "RANDOM_PARAMETERS_NOT_MEANINGFUL.txt"):
+        assert (folder / name).is_file(), name
+    (pae,) = json.loads((folder / "pae_model_1_ptm.json").read_text())
+    assert np.array(pae["predicted_aligned_error"]).shape == (79, 79)
+    assert pae["max_predicted_aligned_error"] == pytest.approx(31.75)
+    ranking = json.loads((folder / "ranking_debug.json").read_text())
+    assert ranking["order"] == ["model_1_ptm"] and "NOT meaningful" in ranking["warning"]
+    assert {"msa", "features", "model", "process_features_model_1_ptm"} <= set(json.loads(
+        (folder / "timings.json").read_text()))
+    assert set(run.structures) == {"HG003686_698", "HG003690_137", "HG003690_101", "short"}
+    assert not list(run.out_dir.glob(".*.tmp")), "no staging folders left behind"
+
+
+def test_msa_of_later_targets_overlaps_model_of_earlier_ones(run):
+    table = run.to_pandas()
+    spans = {row.target_id: row for row in table.itertuples()}
+    overlapping = [
+        (earlier, later) for earlier, later in itertools.permutations(spans, 2)
+        if spans[later].started_msa < spans[earlier].ended_model
+        and spans[later].ended_msa > spans[earlier].started_model
+        and spans[earlier].started_msa < spans[later].started_msa]
+    assert overlapping, "no MSA search ran while the model worked on another target"
+
+
+def test_driver_keeps_a_bounded_number_of_targets_in_flight(run):
+    table = run.to_pandas()
+    events = sorted([(t, +1) for t in table["started_msa"]] + [(t, -1) for t in table["ended_output"]],
+                    key=lambda e: (e[0], e[1]))
+    in_flight = list(itertools.accumulate(change for _, change in events))
+    assert max(in_flight) == MAX_IN_FLIGHT
