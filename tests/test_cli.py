@@ -39,6 +39,7 @@ def test_unreadable_input_exits_2(tmp_path, content):
     assert result.returncode == 2 and len(errors) == 1 and str(fasta) in errors[0]
 
 
+@pytest.mark.slow
 def test_skip_invalid_runs_the_rest_and_keeps_earlier_outputs(tmp_path):
     first = DEMO_FASTA.read_text().split(">")[1]
     mutated = "W" + SHORT_SEQUENCE[1:]

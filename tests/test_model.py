@@ -23,6 +23,7 @@ def test_bucket_length():
     assert bucket_length(50, []) == 50
 
 
+@pytest.mark.slow
 def test_padding_does_not_change_the_float32_prediction(features):
     unpadded = AlphaFold2("model_1_ptm", small_model_config(bfloat16=False, bucket_lengths=[])).predict(features, 0)
     padded = AlphaFold2("model_1_ptm", small_model_config(bfloat16=False, bucket_lengths=[64])).predict(features, 0)
@@ -33,6 +34,7 @@ def test_padding_does_not_change_the_float32_prediction(features):
     assert padded.ptm == pytest.approx(unpadded.ptm, abs=1e-3)
 
 
+@pytest.mark.slow
 def test_params_directory_gives_the_same_model_as_the_cached_random_params(features):
     settings = small_model_config()
     _, cached_path, _, _ = load_model_params("model_1_ptm", settings)
@@ -42,6 +44,7 @@ def test_params_directory_gives_the_same_model_as_the_cached_random_params(featu
     np.testing.assert_array_equal(from_dir.atom_positions, from_random.atom_positions)
 
 
+@pytest.mark.slow
 def test_random_parameters_are_deterministic_and_not_degenerate(features):
     prediction = AlphaFold2("model_1_ptm", small_model_config()).predict(features, 0)
     ca = prediction.atom_positions[:, 1]

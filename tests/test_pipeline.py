@@ -12,6 +12,8 @@ import foldflow
 from conftest import DATA, DEMO_FASTA, small_run_config
 from test_msa import SHORT_SEQUENCE
 
+pytestmark = pytest.mark.slow
+
 MAX_IN_FLIGHT = 2
 
 

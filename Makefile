@@ -1,0 +1,27 @@
+# Two commands do all set-up on a fresh machine with Python 3.11:
+#   make demo   creates .venv, installs foldflow, predicts examples/demo.fasta into results/demo
+#   make test   creates .venv, installs foldflow with test tools, runs the whole test suite
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+export FOLDFLOW_CACHE_DIR ?= $(CURDIR)/.cache/foldflow
+
+.PHONY: demo test test-fast clean
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e ".[test]"
+	touch $@
+
+demo: $(BIN)/.installed
+	$(BIN)/foldflow predict examples/demo.fasta --out results/demo
+
+test: $(BIN)/.installed
+	$(BIN)/python -m pytest
+
+test-fast: $(BIN)/.installed
+	$(BIN)/python -m pytest -m "not slow"
+
+clean:
+	rm -rf $(VENV) .cache results
