@@ -1,4 +1,4 @@
-"""The Python API: ``foldflow.predict(...)`` as a notebook or the CLI calls it."""
+"""The Python API: ``foldflow.predict(...)`` and the run commands, as a notebook or the CLI calls them."""
 
 from __future__ import annotations
 
@@ -8,8 +8,10 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from foldflow.config import RunConfig, dump_config, load_config
+from foldflow.config import RunConfig, default_config, dump_config, load_config
 from foldflow.outputs import RANDOM_PARAMS_WARNING, TargetResult, write_summary
+from foldflow.runs import RunBook, RunManifest, check_run_id, new_run_id
+from foldflow.store import Store
 from foldflow.targets import InvalidTarget, load_targets
 
 log = logging.getLogger("foldflow")
@@ -27,15 +29,17 @@ class InvalidInputError(ValueError):
 class RunResult:
     """What a run produced: per-target results, the summary table, paths of structures."""
 
+    run_id: str
     out_dir: Path
     results: list[TargetResult]
     table: pa.Table
     random_params: bool
+    cancelled: bool = False
     invalid: list[InvalidTarget] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
-        return all(r.status == "ok" for r in self.results)
+        return not self.cancelled and all(r.status == "ok" for r in self.results)
 
     @property
     def failed(self) -> list[TargetResult]:
@@ -66,15 +70,15 @@ def describe_setup(config: RunConfig) -> str:
 
 
 def predict(fasta: str | Path, out: str | Path, config: RunConfig | str | Path | None = None,
-            **overrides) -> RunResult:
+            run_id: str | None = None, **overrides) -> RunResult:
     """Predict structures for every record of a FASTA file (or a directory of FASTA files).
 
     ``config`` is a RunConfig, a YAML path, or None for the bundled demo setup.
     ``overrides`` set top-level or dotted fields, e.g. ``skip_invalid=True`` or
-    ``**{"model.params_dir": "/data/params"}``.
+    ``**{"model.params_dir": "/data/params"}``. Every call is a run with an id
+    (``run_id`` or a new one) whose step results and state go to the store, so
+    it can be resumed, and so a later run of the same targets computes nothing again.
     """
-    from foldflow.pipeline.run import run_targets  # the only Ray-importing path
-
     config = config if isinstance(config, RunConfig) else load_config(config)
     config = apply_overrides(config, overrides)
     log.warning(describe_setup(config)) if config.model.uses_random_params else log.info(describe_setup(config))
@@ -85,15 +89,53 @@ def predict(fasta: str | Path, out: str | Path, config: RunConfig | str | Path |
     for bad in batch.invalid:
         log.warning("skipping invalid %s", bad.message())
 
-    out_dir = Path(out)
+    book = RunBook(Store(config.store))
+    run_id = check_run_id(run_id) if run_id else new_run_id()
+    if book.exists(run_id):
+        raise ValueError(f"run '{run_id}' already exists; resume it with `foldflow runs resume {run_id}`")
+    out_dir = Path(out).resolve()
+    manifest = book.create(run_id, str(Path(fasta).resolve()), str(out_dir), config.model_dump(mode="json"),
+                           batch.targets, batch.invalid)
+    log.warning("run id: %s (store: %s)", run_id, config.store)
+    return _execute(manifest, config, book)
+
+
+def resume(run_id: str, store: str | None = None) -> RunResult:
+    """Finish a run that crashed or was cancelled: finished targets stay, the rest run (from the store)."""
+    book = RunBook(Store(store or default_config().store))
+    manifest = book.manifest(run_id)
+    config = RunConfig.model_validate(manifest.config)
+    book.clear_cancel(run_id)
+    return _execute(manifest, config, book)
+
+
+def _execute(manifest: RunManifest, config: RunConfig, book: RunBook) -> RunResult:
+    from foldflow.pipeline.run import execute_run  # the only Ray-importing path
+
+    out_dir = Path(manifest.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "config.yaml").write_text(dump_config(config))
-    results = run_targets(batch.targets, config, out_dir)
-    results += [TargetResult(target_id=bad.id, length=None, status="invalid", error=bad.error) for bad in batch.invalid]
+    results, cancelled = execute_run(manifest, config, book)
+    invalid = manifest.invalid_objects()
+    results += [TargetResult(target_id=bad.id, length=None, status="invalid", error=bad.error) for bad in invalid]
     table = write_summary(out_dir / "summary.parquet", results)
     if config.model.uses_random_params:
         log.warning(RANDOM_PARAMS_WARNING)
-    return RunResult(out_dir, results, table, config.model.uses_random_params, batch.invalid)
+    return RunResult(manifest.run_id, out_dir, results, table, config.model.uses_random_params, cancelled, invalid)
+
+
+def run_status(run_id: str, store: str | None = None) -> dict:
+    return RunBook(Store(store or default_config().store)).status(run_id)
+
+
+def list_runs(store: str | None = None) -> list[dict]:
+    book = RunBook(Store(store or default_config().store))
+    return [book.status(run_id) for run_id in book.run_ids()]
+
+
+def cancel(run_id: str, store: str | None = None) -> None:
+    """Ask a running run to stop: running work stops, finished work stays (resume finishes it)."""
+    RunBook(Store(store or default_config().store)).request_cancel(run_id)
 
 
 def apply_overrides(config: RunConfig, overrides: dict) -> RunConfig:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 from pathlib import Path
@@ -30,31 +31,123 @@ def main() -> None:
 @click.option("--models", help="Comma-separated model names, e.g. model_1_ptm,model_2_ptm.")
 @click.option("--num-recycle", type=int, help="Recycling iterations.")
 @click.option("--max-length", type=int, help="Longest sequence accepted.")
+@click.option("--run-id", help="Name this run (default: a new timestamped id).")
+@click.option("--store", help="Store for step results and run records: a path or URI (s3://...).")
 @click.option("--skip-invalid", is_flag=True, default=None,
               help="Run the valid targets and list the invalid ones in the summary.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 @click.option("--verbose", "-v", is_flag=True, help="More log output.")
 def predict(fasta: Path, out: Path, config_path: Path | None, address: str | None, params_dir: Path | None,
             msa_dir: Path | None, models: str | None, num_recycle: int | None, max_length: int | None,
-            skip_invalid: bool | None, no_progress: bool, verbose: bool) -> None:
+            run_id: str | None, store: str | None, skip_invalid: bool | None, no_progress: bool,
+            verbose: bool) -> None:
     """Predict structures for every record of FASTA (a file or a directory of FASTA files)."""
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(message)s")
+    _setup_logging(verbose)
     from foldflow.api import InvalidInputError, predict as run_predict
     from foldflow.targets import InputError
 
     overrides = {
         "pipeline.address": address, "model.params_dir": params_dir, "msa.precomputed_dir": msa_dir,
         "model.names": models.split(",") if models else None, "model.num_recycle": num_recycle,
-        "max_length": max_length, "skip_invalid": skip_invalid,
+        "max_length": max_length, "skip_invalid": skip_invalid, "store": store,
         "pipeline.progress": False if no_progress else None,
     }
     try:
-        run = run_predict(fasta, out, config_path, **overrides)
-    except (InputError, InvalidInputError) as error:
+        run = run_predict(fasta, out, config_path, run_id=run_id, **overrides)
+    except (InputError, InvalidInputError, ValueError) as error:
         click.echo(f"error: {error}".replace("\n", "\nerror: "), err=True)
         sys.exit(EXIT_BAD_INPUT)
+    _report(run)
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(message)s")
+
+
+def _report(run) -> None:
     ok = sum(r.status == "ok" for r in run.results)
-    click.echo(f"{ok}/{len(run.results)} targets predicted; summary: {run.out_dir / 'summary.parquet'}")
+    cached = sum(r.cached for r in run.results)
+    state = " (cancelled)" if run.cancelled else ""
+    click.echo(f"run {run.run_id}{state}: {ok}/{len(run.results)} targets predicted ({cached} from the store); "
+               f"summary: {run.out_dir / 'summary.parquet'}")
     for bad in run.failed:
         click.echo(f"  {bad.status}: {bad.target_id}: {bad.error}", err=True)
     sys.exit(EXIT_OK if run.ok else EXIT_TARGETS_FAILED)
+
+
+_store_option = click.option("--store", help="Store path or URI (default: the cache folder's store).")
+
+
+@main.group()
+def runs() -> None:
+    """List, inspect, resume and cancel runs."""
+
+
+@runs.command("list")
+@_store_option
+def runs_list(store: str | None) -> None:
+    """One line per run: id, state, progress, where its outputs are."""
+    from foldflow.api import list_runs
+
+    for status in list_runs(store):
+        counts = " ".join(f"{k}={v}" for k, v in status["counts"].items())
+        click.echo(f"{status['run_id']}\t{status['state']}\t{status['progress']:.0%}\t{counts}\t{status['out_dir']}")
+
+
+@runs.command("status")
+@click.argument("run_id")
+@_store_option
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def runs_status(run_id: str, store: str | None, as_json: bool) -> None:
+    """Where a run stands: state, targets per stage, failures with reasons."""
+    from foldflow.api import run_status
+    from foldflow.runs import RunNotFoundError
+
+    try:
+        status = run_status(run_id, store)
+    except RunNotFoundError as error:
+        click.echo(f"error: {error}", err=True)
+        sys.exit(EXIT_BAD_INPUT)
+    if as_json:
+        click.echo(json.dumps(status, indent=1))
+        return
+    click.echo(f"run {run_id}: {status['state']}, {status['progress']:.0%} of {status['targets']} targets finished "
+               f"({status['cached']} from the store)")
+    click.echo("  " + ", ".join(f"{k}: {v}" for k, v in status["counts"].items()))
+    click.echo(f"  outputs: {status['out_dir']}")
+    for target_id, error in status["failures"].items():
+        click.echo(f"  failed {target_id}: {error}")
+
+
+@runs.command("resume")
+@click.argument("run_id")
+@_store_option
+@click.option("--verbose", "-v", is_flag=True)
+def runs_resume(run_id: str, store: str | None, verbose: bool) -> None:
+    """Finish a crashed or cancelled run; finished work is not redone."""
+    _setup_logging(verbose)
+    from foldflow.api import resume
+    from foldflow.runs import RunNotFoundError
+
+    try:
+        run = resume(run_id, store)
+    except RunNotFoundError as error:
+        click.echo(f"error: {error}", err=True)
+        sys.exit(EXIT_BAD_INPUT)
+    _report(run)
+
+
+@runs.command("cancel")
+@click.argument("run_id")
+@_store_option
+def runs_cancel(run_id: str, store: str | None) -> None:
+    """Stop a running run: running work stops, finished work stays."""
+    from foldflow.api import cancel
+    from foldflow.runs import RunNotFoundError
+
+    try:
+        cancel(run_id, store)
+    except RunNotFoundError as error:
+        click.echo(f"error: {error}", err=True)
+        sys.exit(EXIT_BAD_INPUT)
+    click.echo(f"cancel requested for run {run_id}; `foldflow runs resume {run_id}` finishes it later")

@@ -98,10 +98,13 @@ class PipelineConfig(_Strict):
     model_actor_cpus: float = Field(default=1.0, ge=0)
     model_actor_gpus: float = Field(default=0.0, ge=0)
     max_in_flight: int = Field(default=4, ge=1)
+    max_attempts: int = Field(default=3, ge=1)  # per target, when its actor or node is lost
     progress: bool = True
 
 
 class RunConfig(_Strict):
+    # Where step results and run records live: a path or a pyarrow filesystem URI (s3://...).
+    store: str = str(DEFAULT_CACHE_DIR / "store")
     msa: MsaConfig = Field(default_factory=MsaConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
     pipeline: PipelineConfig = Field(default_factory=PipelineConfig)

@@ -47,6 +47,9 @@ class TargetResult:
     best_model: str | None = None
     mean_plddt: float | None = None
     ptm: float | None = None
+    msa_searches: int = 0  # MSA searches run for this target (0 when the store had them)
+    model_calls: int = 0  # model predictions run for this target (0 when the store had them)
+    cached: bool = False  # every step came from the store
     timings: dict[str, float] = field(default_factory=dict)  # seconds per stage
     stage_spans: dict[str, tuple[float, float]] = field(default_factory=dict)  # epoch start, end
     output_dir: str | None = None
@@ -163,7 +166,8 @@ def write_target(out_dir: Path, target_id: str, alignments: Sequence[Alignment],
 SUMMARY_FIELDS = [
     ("target_id", pa.string()), ("length", pa.int32()), ("status", pa.string()), ("error", pa.string()),
     ("sequence_hash", pa.string()), ("msa_source", pa.string()), ("model", pa.string()), ("mean_plddt", pa.float64()),
-    ("ptm", pa.float64()), ("msa_depth", pa.int32()), ("output_dir", pa.string()),
+    ("ptm", pa.float64()), ("msa_depth", pa.int32()), ("msa_searches", pa.int32()),
+    ("model_calls", pa.int32()), ("cached", pa.bool_()), ("output_dir", pa.string()),
 ]
 
 
@@ -175,7 +179,8 @@ def summary_table(results: Sequence[TargetResult]) -> pa.Table:
     for r in results:
         row = {"target_id": r.target_id, "length": r.length, "status": r.status, "error": r.error,
                "sequence_hash": r.sequence_hash, "msa_source": r.msa_source, "model": r.best_model, "mean_plddt": r.mean_plddt,
-               "ptm": r.ptm, "msa_depth": r.feature_msa_depth, "output_dir": r.output_dir}
+               "ptm": r.ptm, "msa_depth": r.feature_msa_depth, "msa_searches": r.msa_searches,
+               "model_calls": r.model_calls, "cached": r.cached, "output_dir": r.output_dir}
         for name in columns:
             columns[name].append(row[name])
     arrays = {name: pa.array(columns[name], type=kind) for name, kind in SUMMARY_FIELDS}

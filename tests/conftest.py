@@ -20,8 +20,8 @@ def small_model_config(**overrides) -> ModelConfig:
     return ModelConfig(**{**settings, **overrides})
 
 
-def small_run_config(**pipeline) -> RunConfig:
-    return RunConfig(model=small_model_config(), pipeline={"progress": False, **pipeline})
+def small_run_config(store, **pipeline) -> RunConfig:
+    return RunConfig(store=str(store), model=small_model_config(), pipeline={"progress": False, **pipeline})
 
 
 @pytest.fixture

@@ -49,7 +49,7 @@ def test_skip_invalid_runs_the_rest_and_keeps_earlier_outputs(tmp_path):
     out.mkdir()
     (out / "earlier_result.txt").write_text("keep me")
     result = foldflow("predict", fasta, "--out", out, "--config", SMALL_CONFIG, "--skip-invalid",
-                      "--msa-dir", DATA / "msas")
+                      "--msa-dir", DATA / "msas", "--store", tmp_path / "store")
     assert result.returncode == 1, result.stderr
     assert result.stderr.splitlines()[0].startswith("foldflow: model_1_ptm with RANDOM parameters")
     summary = pq.read_table(out / "summary.parquet").to_pandas().set_index("target_id")
@@ -60,4 +60,4 @@ def test_skip_invalid_runs_the_rest_and_keeps_earlier_outputs(tmp_path):
     assert (out / "HG003686_698" / "ranked_0.pdb").is_file()
     assert not (out / "short").exists()
     assert (out / "earlier_result.txt").read_text() == "keep me"
-    assert "1/3 targets predicted" in result.stdout
+    assert "1/3 targets predicted (0 from the store)" in result.stdout

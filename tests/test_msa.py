@@ -47,7 +47,7 @@ def test_hit_limit_uses_alphafold_truncation():
 def test_missing_database_is_a_clear_error(tmp_path):
     config = MsaConfig(databases=[{"name": "uniref90", "path": tmp_path / "nope.fasta"}])
     with pytest.raises(FileNotFoundError, match="database 'uniref90': no such file"):
-        ResidentDatabases(config)
+        ResidentDatabases(config).search("q", "MKV")
 
 
 def test_precomputed_alphafold_layout_is_accepted(tmp_path):

@@ -25,7 +25,7 @@ def run(tmp_path_factory):
     fasta = work / "targets.fasta"
     fasta.write_text("".join(">" + r for r in records) + f">short\n{SHORT_SEQUENCE}\n")
     shutil.copytree(DATA / "msas", work / "msas")
-    config = small_run_config(max_in_flight=MAX_IN_FLIGHT)
+    config = small_run_config(work / "store", max_in_flight=MAX_IN_FLIGHT)
     config.msa.precomputed_dir = work / "msas"
     return foldflow.predict(fasta, work / "out", config)
 

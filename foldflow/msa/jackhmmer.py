@@ -1,7 +1,7 @@
 """jackhmmer with pyhmmer against databases held in memory.
 
-A :class:`ResidentDatabases` reads each FASTA database once and answers many
-queries; the thresholds are AlphaFold 2.3's (``-E 1e-4 --incE 1e-4 --F1 5e-4
+A :class:`ResidentDatabases` reads each FASTA database once (on first use) and
+answers many queries; the thresholds are AlphaFold 2.3's (``-E 1e-4 --incE 1e-4 --F1 5e-4
 --F2 5e-5 --F3 5e-7 -N 1``), and hit limits are applied with AlphaFold's own
 ``truncate_stockholm_msa``.
 """
@@ -62,23 +62,30 @@ def _truncate(stockholm: str, max_hits: int | None) -> str:
 
 
 class ResidentDatabases:
-    """Databases loaded once; :meth:`search` runs jackhmmer for one query against each."""
+    """Databases read on first use and kept; :meth:`search` runs jackhmmer for one query."""
 
     def __init__(self, config: MsaConfig):
         self.config = config
-        self.databases = [load_database(db) for db in config.databases]
+        self._loaded: dict[str, LoadedDatabase] = {}
+
+    def database(self, name: str) -> LoadedDatabase:
+        if name not in self._loaded:
+            (db_config,) = [db for db in self.config.databases if db.name == name]
+            self._loaded[name] = load_database(db_config)
+        return self._loaded[name]
 
     @property
-    def load_seconds(self) -> float:
-        return sum(db.load_seconds for db in self.databases)
+    def loaded(self) -> list[LoadedDatabase]:
+        return list(self._loaded.values())
 
     def search(self, query_id: str, sequence: str) -> list[Alignment]:
-        query = TextSequence(name=query_id.encode(), sequence=sequence).digitize(_ALPHABET)
-        return [self._search_one(query, query_id, db) for db in self.databases]
+        """One alignment per configured database, in configuration order."""
+        return [self.search_one(query_id, sequence, db.name) for db in self.config.databases]
 
-    def _search_one(self, query: pyhmmer.easel.DigitalSequence, query_id: str,
-                    db: LoadedDatabase) -> Alignment:
+    def search_one(self, query_id: str, sequence: str, database: str) -> Alignment:
+        db = self.database(database)
         cfg = self.config
+        query = TextSequence(name=query_id.encode(), sequence=sequence).digitize(_ALPHABET)
         (result,) = pyhmmer.hmmer.jackhmmer(
             [query], db.sequences,
             max_iterations=cfg.iterations, checkpoints=False, cpus=cfg.cpus_per_search,

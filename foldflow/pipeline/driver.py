@@ -2,15 +2,23 @@
 
 At most ``max_in_flight`` targets are between submission and written output,
 so memory does not grow with the batch; MSA work for later targets runs while
-the model pool works on earlier ones.
+the model pool works on earlier ones. Every state change is recorded in the
+run book, so ``foldflow runs status`` shows where the run stands and a resumed
+run knows what is finished.
+
+Failures: an actor that dies is restarted by Ray and its in-flight call is
+retried once (``max_task_retries``); if a target still loses its actor, the
+driver resubmits it, up to ``max_attempts`` in all. Any other error fails
+that target alone, with its reason.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import ray
@@ -18,10 +26,17 @@ import ray
 from foldflow.config import RunConfig
 from foldflow.outputs import TargetResult, write_target
 from foldflow.pipeline.workers import ModelWorker, MsaWorker, PredictedTarget, PreparedTarget
+from foldflow.runs import RunBook
 from foldflow.targets import Target
+
+log = logging.getLogger("foldflow")
 
 # Calls queued per MSA actor, so it never waits for the driver between targets.
 _MSA_CALLS_PER_WORKER = 2
+_CANCEL_POLL_SECONDS = 1.0
+_ACTOR_OPTIONS = {"max_restarts": 3, "max_task_retries": 1}
+_LOST_ACTOR = (ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError,
+               ray.exceptions.ObjectLostError, ray.exceptions.OwnerDiedError)
 
 
 @dataclass
@@ -51,25 +66,35 @@ def _error_text(error: Exception) -> str:
 
 
 class BatchDriver:
-    """Runs one batch of targets through resident actor pools."""
+    """Runs one batch of targets of one run through resident actor pools."""
 
-    def __init__(self, config: RunConfig, out_dir: Path,
+    def __init__(self, config: RunConfig, out_dir: Path, store_uri: str, book: RunBook, run_id: str,
                  on_result: Callable[[TargetResult], None] = lambda result: None):
         self.config = config
         self.out_dir = out_dir
+        self.book = book
+        self.run_id = run_id
         self.on_result = on_result
         p = config.pipeline
         self.msa_workers = [
-            MsaWorker.options(num_cpus=p.msa_actor_cpus).remote(config.msa) for _ in range(p.msa_actors)]
+            MsaWorker.options(num_cpus=p.msa_actor_cpus, **_ACTOR_OPTIONS).remote(config.msa, store_uri)
+            for _ in range(p.msa_actors)]
         self.model_workers = [
-            ModelWorker.options(num_cpus=p.model_actor_cpus, num_gpus=p.model_actor_gpus).remote(config.model)
+            ModelWorker.options(num_cpus=p.model_actor_cpus, num_gpus=p.model_actor_gpus, **_ACTOR_OPTIONS)
+            .remote(config.model, store_uri)
             for _ in range(p.model_actors)]
+        self.attempts: dict[str, int] = {}
+        self.cancelled = False
 
-    def worker_info(self) -> dict[str, list[dict]]:
-        return {"msa": ray.get([w.info.remote() for w in self.msa_workers]),
-                "model": ray.get([w.info.remote() for w in self.model_workers])}
+    def worker_pids(self) -> dict[str, list[int]]:
+        return {"msa": [info["pid"] for info in ray.get([w.info.remote() for w in self.msa_workers])],
+                "model": [info["pid"] for info in ray.get([w.info.remote() for w in self.model_workers])]}
+
+    def _set(self, target: Target, status: str, **info) -> None:
+        self.book.set_target(self.run_id, target.id, status, attempts=self.attempts.get(target.id, 0), **info)
 
     def run(self, targets: list[Target]) -> list[TargetResult]:
+        self.book.set_state(self.run_id, "running", workers=self.worker_pids())
         queue = deque(targets)
         in_msa: dict[ray.ObjectRef, _InMsa] = {}
         prepared: deque[_Prepared] = deque()
@@ -78,44 +103,74 @@ class BatchDriver:
         msa_load = {w: 0 for w in self.msa_workers}
         results: list[TargetResult] = []
         limit = self.config.pipeline.max_in_flight
+        next_cancel_check = 0.0
+
+        def retry_or_fail(target: Target, error: Exception, stage_result: PreparedTarget | None = None) -> None:
+            if isinstance(error, _LOST_ACTOR) and self.attempts[target.id] < self.config.pipeline.max_attempts:
+                log.warning("target '%s': %s; retrying (attempt %d of %d)", target.id, _error_text(error),
+                            self.attempts[target.id] + 1, self.config.pipeline.max_attempts)
+                queue.appendleft(target)
+            else:
+                results.append(self._failed(target, error, stage_result))
 
         while queue or in_msa or prepared or in_model:
+            if time.monotonic() >= next_cancel_check:
+                next_cancel_check = time.monotonic() + _CANCEL_POLL_SECONDS
+                if self.book.cancel_requested(self.run_id):
+                    self._cancel([*queue, *(j.target for j in in_msa.values()), *(j.target for j in prepared),
+                                  *(j.target for j in in_model.values())])
+                    break
             while queue and len(in_msa) + len(prepared) + len(in_model) < limit:
                 worker = min(msa_load, key=msa_load.get)
                 if msa_load[worker] >= _MSA_CALLS_PER_WORKER:
                     break
                 target = queue.popleft()
+                self.attempts[target.id] = self.attempts.get(target.id, 0) + 1
                 prepared_ref, features_ref = worker.prepare.remote(target)
                 in_msa[prepared_ref] = _InMsa(target, features_ref, worker)
                 msa_load[worker] += 1
+                self._set(target, "msa")
             while prepared and idle_models:
                 item, worker = prepared.popleft(), idle_models.pop()
-                in_model[worker.predict.remote(item.features)] = _InModel(item.target, item.prepared, worker)
+                ref = worker.predict.remote(item.features, item.prepared.features_key)
+                in_model[ref] = _InModel(item.target, item.prepared, worker)
+                self._set(item.target, "model")
 
-            (done,), _ = ray.wait(list(in_msa) + list(in_model), num_returns=1)
-            if done in in_msa:
-                job = in_msa.pop(done)
+            done, _ = ray.wait(list(in_msa) + list(in_model), num_returns=1, timeout=_CANCEL_POLL_SECONDS)
+            if not done:
+                continue
+            (ref,) = done
+            if ref in in_msa:
+                job = in_msa.pop(ref)
                 msa_load[job.worker] -= 1
                 try:
-                    prepared.append(_Prepared(job.target, ray.get(done), job.features))
+                    prepared.append(_Prepared(job.target, ray.get(ref), job.features))
                 except Exception as error:  # one target's failure never stops the batch
-                    results.append(self._failed(job.target, error))
+                    retry_or_fail(job.target, error)
             else:
-                job = in_model.pop(done)
+                job = in_model.pop(ref)
                 idle_models.append(job.worker)
                 try:
-                    predicted = ray.get(done)
-                    results.append(self._write(job.target, job.prepared, predicted))
+                    results.append(self._write(job.target, job.prepared, ray.get(ref)))
                 except Exception as error:
-                    results.append(self._failed(job.target, error, job.prepared))
+                    retry_or_fail(job.target, error, job.prepared)
         return results
 
-    def _finish(self, result: TargetResult) -> TargetResult:
+    def _cancel(self, unfinished: list[Target]) -> None:
+        """Stop running work now; finished targets keep their outputs and records."""
+        self.cancelled = True
+        for worker in self.msa_workers + self.model_workers:
+            ray.kill(worker, no_restart=True)
+        for target in unfinished:
+            self._set(target, "cancelled")
+
+    def _finish(self, target: Target, result: TargetResult, **info) -> TargetResult:
+        self._set(target, result.status, error=result.error, result=asdict(result), **info)
         self.on_result(result)
         return result
 
     def _failed(self, target: Target, error: Exception, prepared: PreparedTarget | None = None) -> TargetResult:
-        return self._finish(TargetResult(
+        return self._finish(target, TargetResult(
             target_id=target.id, length=target.length, status="failed", error=_error_text(error),
             sequence_hash=target.sequence_hash,
             msa_source=prepared.msa_source if prepared else None,
@@ -125,14 +180,19 @@ class BatchDriver:
     def _write(self, target: Target, prepared: PreparedTarget, predicted: PredictedTarget) -> TargetResult:
         start = time.time()
         spans = {**prepared.times.spans, **predicted.times.spans}
-        timings = {**{k: e - s for k, (s, e) in spans.items()}, **predicted.model_timings}
+        model_timings = {k: v for p in predicted.predictions for k, v in p.timings.items()}
+        timings = {**{k: e - s for k, (s, e) in spans.items()}, **model_timings}
         folder = write_target(self.out_dir, target.id, prepared.alignments, predicted.predictions,
                               timings, self.config.model.uses_random_params)
         best = max(predicted.predictions, key=lambda p: p.ranking_confidence)
         spans["output"] = (start, time.time())
-        return self._finish(TargetResult(
+        computed = {**prepared.computed, **predicted.computed}
+        return self._finish(target, TargetResult(
             target_id=target.id, length=target.length, status="ok", sequence_hash=target.sequence_hash,
-            msa_source=prepared.msa_source, msa_depths=prepared.msa_depths, feature_msa_depth=prepared.feature_msa_depth,
+            msa_source=prepared.msa_source, msa_depths=prepared.msa_depths,
+            feature_msa_depth=prepared.feature_msa_depth,
             best_model=best.model_name, mean_plddt=best.mean_plddt, ptm=best.ptm,
+            msa_searches=computed.get("msa", 0), model_calls=computed.get("prediction", 0),
+            cached=not computed,
             timings={k: e - s for k, (s, e) in spans.items()}, stage_spans=spans,
             output_dir=str(folder)))

@@ -1,9 +1,7 @@
-"""One prediction run on Ray: start or join Ray, run the batch, write the run's summary."""
+"""One run on Ray: start or join Ray, run the targets a run has not finished, record its state."""
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Sequence
 from pathlib import Path
 
 from tqdm import tqdm
@@ -12,23 +10,33 @@ from foldflow.config import RunConfig
 from foldflow.outputs import TargetResult
 from foldflow.pipeline.driver import BatchDriver
 from foldflow.pipeline.runtime import ray_session
-from foldflow.targets import Target
-
-log = logging.getLogger("foldflow")
+from foldflow.runs import RunBook, RunManifest
 
 
-def run_targets(targets: Sequence[Target], config: RunConfig, out_dir: Path) -> list[TargetResult]:
-    """Predict every target; failures are recorded per target, never raised."""
-    if not targets:
-        return []
-    with ray_session(config.pipeline.address), tqdm(
-            total=len(targets), desc="targets", unit="target", disable=not config.pipeline.progress) as bar:
-        def report(result: TargetResult) -> None:
-            bar.update()
-            if result.status != "ok":
-                bar.write(f"target '{result.target_id}' failed: {result.error}")
+def execute_run(manifest: RunManifest, config: RunConfig, book: RunBook) -> tuple[list[TargetResult], bool]:
+    """Predict the run's unfinished targets; returns (results of every finished target, cancelled).
 
-        driver = BatchDriver(config, out_dir, on_result=report)
-        results = driver.run(list(targets))
-    order = {t.id: i for i, t in enumerate(targets)}
-    return sorted(results, key=lambda r: order[r.target_id])
+    A target already recorded as ok whose output folder exists is not run again.
+    Failures are recorded per target, never raised.
+    """
+    out_dir = Path(manifest.out_dir)
+    states = book.targets(manifest.run_id)
+    targets = manifest.target_objects()
+    finished = {t.id: book.finished_result(states[t.id]) for t in targets
+                if states.get(t.id, {}).get("status") == "ok" and (out_dir / t.id).is_dir()}
+    todo = [t for t in targets if t.id not in finished]
+    cancelled = False
+    if todo:
+        with ray_session(config.pipeline.address), tqdm(
+                total=len(targets), initial=len(finished), desc=f"run {manifest.run_id}", unit="target",
+                disable=not config.pipeline.progress) as bar:
+            def report(result: TargetResult) -> None:
+                bar.update()
+                if result.status != "ok":
+                    bar.write(f"target '{result.target_id}' failed: {result.error}")
+
+            driver = BatchDriver(config, out_dir, config.store, book, manifest.run_id, on_result=report)
+            finished.update((r.target_id, r) for r in driver.run(todo))
+            cancelled = driver.cancelled
+    book.set_state(manifest.run_id, "cancelled" if cancelled else "finished")
+    return [finished[t.id] for t in targets if t.id in finished], cancelled

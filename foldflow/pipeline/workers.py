@@ -15,6 +15,8 @@ from foldflow.config import ModelConfig, MsaConfig
 from foldflow.features import build_features, msa_depth
 from foldflow.models.base import Prediction
 from foldflow.msa.alignment import Alignment
+from foldflow.steps import StepCache, alignment_content_key, features_key, prediction_key, search_key
+from foldflow.store import Store
 from foldflow.targets import Target
 
 
@@ -36,14 +38,16 @@ class PreparedTarget:
     msa_source: str  # "search" or "precomputed"
     msa_depths: dict[str, int]
     feature_msa_depth: int
+    features_key: str
+    computed: dict[str, int]  # step kind -> results computed (not found in the store)
     times: StageTimes
 
 
 @dataclass
 class PredictedTarget:
     predictions: list[Prediction]
+    computed: dict[str, int]
     times: StageTimes
-    model_timings: dict[str, float]
 
 
 def worker_info(**extra) -> dict:
@@ -53,66 +57,87 @@ def worker_info(**extra) -> dict:
 
 @ray.remote
 class MsaWorker:
-    """Loads the sequence databases once and prepares features for many targets."""
+    """Holds the sequence databases (loaded on first search) and prepares features for many targets."""
 
-    def __init__(self, config: MsaConfig):
+    def __init__(self, config: MsaConfig, store_uri: str):
         from foldflow.msa.jackhmmer import ResidentDatabases
 
         self.config = config
         self.max_hits = {db.name: db.max_hits for db in config.databases if db.max_hits}
-        self.databases = None if config.require_precomputed else ResidentDatabases(config)
+        self.databases = ResidentDatabases(config)
+        self.cache = StepCache(Store(store_uri))
 
     def info(self) -> dict:
-        loaded = self.databases.databases if self.databases else []
+        loaded = self.databases.loaded
         return worker_info(load_seconds=sum(db.load_seconds for db in loaded),
                            residues=sum(db.residues for db in loaded))
 
-    def _alignments(self, target: Target) -> tuple[list[Alignment], str]:
+    def _alignments(self, target: Target) -> tuple[list[Alignment], list[str], str]:
+        """(alignments, their keys, source): precomputed files if the target has any, else search."""
         from foldflow.msa.precomputed import load_precomputed
 
         if self.config.precomputed_dir is not None:
             found = load_precomputed(self.config.precomputed_dir, target.id, target.sequence, self.max_hits)
             if found:
-                return found, "precomputed"
+                return found, [alignment_content_key(a) for a in found], "precomputed"
             if self.config.require_precomputed:
                 raise FileNotFoundError(
                     f"target '{target.id}': no precomputed MSA under {self.config.precomputed_dir}")
-        return self.databases.search(target.id, target.sequence), "search"
+        keys = [search_key(target.id, target.sequence, db, self.config) for db in self.config.databases]
+        alignments = [
+            self.cache.alignment(key, lambda name=db.name: self.databases.search_one(target.id, target.sequence, name))
+            for key, db in zip(keys, self.config.databases)]
+        return alignments, keys, "search"
 
     @ray.method(num_returns=2)
     def prepare(self, target: Target):
-        times = StageTimes()
         start = time.time()
-        alignments, source = self._alignments(target)
+        alignments, keys, source = self._alignments(target)
         searched = time.time()
-        features = build_features(target.sequence, target.description, alignments, self.config.deduplicate)
-        times.spans = {"msa": (start, searched), "features": (searched, time.time())}
+        key = features_key(target.sequence, target.description, keys, self.config.deduplicate)
+        features = self.cache.features(key, lambda: build_features(
+            target.sequence, target.description, alignments, self.config.deduplicate))
+        times = StageTimes({"msa": (start, searched), "features": (searched, time.time())})
         prepared = PreparedTarget(
             alignments=alignments, msa_source=source,
             msa_depths={a.database: a.depth for a in alignments},
-            feature_msa_depth=msa_depth(features), times=times)
+            feature_msa_depth=msa_depth(features), features_key=key,
+            computed=self.cache.take_counts(), times=times)
         return prepared, features
 
 
 @ray.remote
 class ModelWorker:
-    """Keeps every configured model's parameters and compiled programs resident."""
+    """Keeps every configured model's parameters and compiled programs resident (loaded on first use)."""
 
-    def __init__(self, config: ModelConfig):
-        from foldflow.models.alphafold2 import AlphaFold2, enable_compilation_cache
+    def __init__(self, config: ModelConfig, store_uri: str):
+        from foldflow.models.alphafold2 import enable_compilation_cache
 
         enable_compilation_cache(config.cache_dir / "jax")
-        self.models = [AlphaFold2(name, config) for name in config.names]
-        self.seed = config.prediction_seed
+        self.config = config
+        self.models: dict = {}
+        self.cache = StepCache(Store(store_uri))
+
+    def _model(self, name: str):
+        from foldflow.models.alphafold2 import AlphaFold2
+
+        if name not in self.models:
+            self.models[name] = AlphaFold2(name, self.config)
+        return self.models[name]
 
     def info(self) -> dict:
         return worker_info(
-            load_seconds={m.name: m.load_seconds for m in self.models},
-            initialised={m.name: m.initialised for m in self.models},
-            compiles={m.name: m.compiles for m in self.models})
+            load_seconds={m.name: m.load_seconds for m in self.models.values()},
+            initialised={m.name: m.initialised for m in self.models.values()},
+            compiles={m.name: m.compiles for m in self.models.values()})
 
-    def predict(self, features: dict) -> PredictedTarget:
+    def predict(self, features: dict, features_key: str) -> PredictedTarget:
+        from foldflow.models.alphafold2 import bucket_length
+
         start = time.time()
-        predictions = [model.predict(features, self.seed) for model in self.models]
-        timings = {k: v for p in predictions for k, v in p.timings.items()}
-        return PredictedTarget(predictions, StageTimes({"model": (start, time.time())}), timings)
+        pad_to = bucket_length(int(features["seq_length"][0]), self.config.bucket_lengths)
+        predictions = [
+            self.cache.prediction(prediction_key(features_key, name, self.config, pad_to),
+                                  lambda name=name: self._model(name).predict(features, self.config.prediction_seed))
+            for name in self.config.names]
+        return PredictedTarget(predictions, self.cache.take_counts(), StageTimes({"model": (start, time.time())}))

@@ -1,0 +1,141 @@
+"""Run records in the store: a run's manifest, each target's state, cancel requests.
+
+Layout under the store root::
+
+    runs/<run_id>/run.json            manifest: input, output dir, config, targets (with sequences)
+    runs/<run_id>/state.json          running | finished | cancelled, driver pid and host, times
+    runs/<run_id>/targets/<id>.json   pending | msa | model | ok | failed | cancelled | invalid
+    runs/<run_id>/cancel              present once a cancel was requested
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import time
+import uuid
+from collections import Counter
+from dataclasses import asdict, dataclass
+
+from foldflow.outputs import TargetResult
+from foldflow.store import Store
+from foldflow.targets import InvalidTarget, Target
+
+RUN_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+FINISHED_TARGET_STATES = ("ok", "failed", "invalid")
+
+
+class RunNotFoundError(LookupError):
+    pass
+
+
+def new_run_id() -> str:
+    return f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
+
+
+def check_run_id(run_id: str) -> str:
+    if not RUN_ID_PATTERN.match(run_id):
+        raise ValueError(f"run id '{run_id}': use letters, digits, '.', '_' or '-' (at most 128)")
+    return run_id
+
+
+@dataclass
+class RunManifest:
+    run_id: str
+    input: str
+    out_dir: str
+    config: dict
+    targets: list[dict]  # Target fields
+    invalid: list[dict]  # InvalidTarget fields
+    created: float
+
+    def target_objects(self) -> list[Target]:
+        return [Target(**t) for t in self.targets]
+
+    def invalid_objects(self) -> list[InvalidTarget]:
+        return [InvalidTarget(**t) for t in self.invalid]
+
+
+class RunBook:
+    """Reads and writes run records in a :class:`Store`."""
+
+    def __init__(self, store: Store):
+        self.store = store
+
+    def _path(self, run_id: str, name: str) -> str:
+        return f"runs/{run_id}/{name}"
+
+    def create(self, run_id: str, input_path: str, out_dir: str, config: dict,
+               targets: list[Target], invalid: list[InvalidTarget]) -> RunManifest:
+        manifest = RunManifest(run_id, input_path, out_dir, config, [asdict(t) for t in targets],
+                               [asdict(t) for t in invalid], time.time())
+        self.store.put_record(self._path(run_id, "run.json"), asdict(manifest))
+        for target in targets:
+            self.set_target(run_id, target.id, "pending")
+        for bad in invalid:
+            self.set_target(run_id, bad.id, "invalid", error=bad.error)
+        return manifest
+
+    def manifest(self, run_id: str) -> RunManifest:
+        record = self.store.get_record(self._path(run_id, "run.json"))
+        if record is None:
+            raise RunNotFoundError(f"run '{run_id}' not found in store {self.store.uri}")
+        return RunManifest(**record)
+
+    def exists(self, run_id: str) -> bool:
+        return self.store.get_record(self._path(run_id, "run.json")) is not None
+
+    def set_state(self, run_id: str, state: str, **extra) -> None:
+        record = {"state": state, "updated": time.time(), "pid": os.getpid(), "host": socket.gethostname(), **extra}
+        self.store.put_record(self._path(run_id, "state.json"), record)
+
+    def state(self, run_id: str) -> dict:
+        return self.store.get_record(self._path(run_id, "state.json")) or {"state": "created"}
+
+    def set_target(self, run_id: str, target_id: str, status: str, **info) -> None:
+        record = {"status": status, "updated": time.time(), **info}
+        self.store.put_record(self._path(run_id, f"targets/{target_id}.json"), record)
+
+    def targets(self, run_id: str) -> dict[str, dict]:
+        names = self.store.list_dir(self._path(run_id, "targets"))
+        return {name.removesuffix(".json"): self.store.get_record(self._path(run_id, f"targets/{name}"))
+                for name in names if name.endswith(".json")}
+
+    def finished_result(self, record: dict) -> TargetResult | None:
+        return TargetResult(**record["result"]) if record.get("result") else None
+
+    def request_cancel(self, run_id: str) -> None:
+        self.manifest(run_id)  # raises for an unknown run
+        self.store.put_record(self._path(run_id, "cancel"), {"requested": time.time()})
+
+    def cancel_requested(self, run_id: str) -> bool:
+        return self.store.get_record(self._path(run_id, "cancel")) is not None
+
+    def clear_cancel(self, run_id: str) -> None:
+        path = self.store._path(self._path(run_id, "cancel"))
+        if self.store._exists(path):
+            self.store.fs.delete_file(path)
+
+    def run_ids(self) -> list[str]:
+        return self.store.list_dir("runs")
+
+    def status(self, run_id: str) -> dict:
+        """Where a run stands: state, per-status counts, failures with reasons, progress."""
+        manifest = self.manifest(run_id)
+        targets = self.targets(run_id)
+        counts = Counter(record["status"] for record in targets.values())
+        finished = sum(counts[s] for s in FINISHED_TARGET_STATES)
+        return {
+            "run_id": run_id,
+            "state": self.state(run_id)["state"],
+            "created": manifest.created,
+            "out_dir": manifest.out_dir,
+            "input": manifest.input,
+            "targets": len(targets),
+            "counts": dict(sorted(counts.items())),
+            "progress": finished / len(targets) if targets else 1.0,
+            "cached": sum(1 for r in targets.values() if r.get("cached")),
+            "failures": {tid: r.get("error") for tid, r in sorted(targets.items())
+                         if r["status"] in ("failed", "invalid")},
+        }

@@ -1,0 +1,132 @@
+"""Step results by content: what each step's key hashes, and how results go to and from the store.
+
+A key covers everything that changes the result: the sequence, each
+database's fingerprint (path, size, modification time) and the search
+settings for an MSA; the MSAs' keys and the deduplication setting for
+features; the features' key, model name, parameters' fingerprint, seed,
+recycles, MSA depths, precision and padding bucket for a prediction; and the
+versions of foldflow, pyhmmer and alphafold-colabfold. A changed setting
+recomputes exactly the steps it reaches.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import asdict
+from importlib import metadata
+from typing import TypeVar
+
+import numpy as np
+
+from foldflow.config import DatabaseConfig, ModelConfig, MsaConfig
+from foldflow.models.base import Prediction
+from foldflow.msa.alignment import Alignment
+from foldflow.store import Store, content_key
+
+T = TypeVar("T")
+
+VERSIONS = {name: metadata.version(name) for name in ("foldflow", "pyhmmer", "alphafold-colabfold", "jax")}
+
+
+def database_fingerprint(db: DatabaseConfig) -> str:
+    stat = db.path.stat()
+    return f"{db.path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
+
+
+def search_key(query_id: str, sequence: str, db: DatabaseConfig, msa: MsaConfig) -> str:
+    settings = msa.model_dump(include={"iterations", "e_value", "inclusion_e_value",
+                                       "filter_f1", "filter_f2", "filter_f3"})
+    return content_key("msa", query_id=query_id, sequence=sequence, database=db.name, fingerprint=database_fingerprint(db),
+                       max_hits=db.max_hits, settings=settings,
+                       versions={"pyhmmer": VERSIONS["pyhmmer"], "alphafold": VERSIONS["alphafold-colabfold"]})
+
+
+def alignment_content_key(alignment: Alignment) -> str:
+    """Key of an alignment given by the user: its content."""
+    return content_key("msa-given", database=alignment.database, format=alignment.format,
+                       text=hashlib.sha256(alignment.text.encode()).hexdigest())
+
+
+def features_key(sequence: str, description: str, alignment_keys: list[str], deduplicate: bool) -> str:
+    return content_key("features", sequence=sequence, description=description, msas=alignment_keys,
+                       deduplicate=deduplicate,
+                       versions={"foldflow": VERSIONS["foldflow"], "alphafold": VERSIONS["alphafold-colabfold"]})
+
+
+def params_fingerprint(model_name: str, settings: ModelConfig) -> str:
+    if settings.params_dir is None:
+        return f"random:{model_name}:seed{settings.params_seed}:jax{VERSIONS['jax']}"
+    from foldflow.models.params import params_path
+
+    path = params_path(settings.params_dir, model_name)
+    stat = path.stat()
+    return f"{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
+
+
+def prediction_key(features: str, model_name: str, settings: ModelConfig, pad_to: int) -> str:
+    model_settings = settings.model_dump(include={"prediction_seed", "num_recycle", "max_msa_clusters",
+                                                  "max_extra_msa", "bfloat16"})
+    return content_key("prediction", features=features, model=model_name,
+                       params=params_fingerprint(model_name, settings), settings=model_settings, pad_to=pad_to,
+                       versions={"alphafold": VERSIONS["alphafold-colabfold"], "jax": VERSIONS["jax"]})
+
+
+# -- encoding --------------------------------------------------------------------------------------
+def alignment_to_record(alignment: Alignment) -> dict:
+    return asdict(alignment)
+
+
+def alignment_from_record(record: dict) -> Alignment:
+    return Alignment(**record)
+
+
+_PREDICTION_ARRAYS = ("aatype", "residue_index", "atom_positions", "atom_mask", "plddt", "pae")
+
+
+def prediction_to_arrays(prediction: Prediction) -> dict[str, np.ndarray]:
+    arrays = {name: getattr(prediction, name) for name in _PREDICTION_ARRAYS
+              if getattr(prediction, name) is not None}
+    scalars = {k: v for k, v in asdict(prediction).items() if k not in _PREDICTION_ARRAYS}
+    arrays["scalars"] = np.array(json.dumps(scalars))
+    return arrays
+
+
+def prediction_from_arrays(arrays: dict[str, np.ndarray]) -> Prediction:
+    scalars = json.loads(str(arrays["scalars"]))
+    return Prediction(**scalars, **{name: arrays.get(name) for name in _PREDICTION_ARRAYS})
+
+
+class StepCache:
+    """Look a step result up in the store, or compute and store it; counts what was computed."""
+
+    def __init__(self, store: Store):
+        self.store = store
+        self.computed: dict[str, int] = {}
+
+    def _cached(self, kind: str, key: str, compute: Callable[[], T], put, get,
+                encode: Callable[[T], object], decode: Callable[[object], T]) -> T:
+        found = get(kind, key)
+        if found is not None:
+            return decode(found)
+        result = compute()
+        put(kind, key, encode(result))
+        self.computed[kind] = self.computed.get(kind, 0) + 1
+        return result
+
+    def alignment(self, key: str, compute: Callable[[], Alignment]) -> Alignment:
+        return self._cached("msa", key, compute, self.store.put_json, self.store.get_json,
+                            alignment_to_record, alignment_from_record)
+
+    def features(self, key: str, compute: Callable[[], dict]) -> dict[str, np.ndarray]:
+        return self._cached("features", key, compute, self.store.put_arrays, self.store.get_arrays,
+                            lambda f: f, lambda f: f)
+
+    def prediction(self, key: str, compute: Callable[[], Prediction]) -> Prediction:
+        return self._cached("prediction", key, compute, self.store.put_arrays, self.store.get_arrays,
+                            prediction_to_arrays, prediction_from_arrays)
+
+    def take_counts(self) -> dict[str, int]:
+        counts, self.computed = self.computed, {}
+        return counts
