@@ -10,6 +10,7 @@ Layout under the store root::
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import socket
@@ -20,7 +21,7 @@ from dataclasses import asdict, dataclass
 
 from foldflow.outputs import TargetResult
 from foldflow.store import Store
-from foldflow.targets import InvalidTarget, Target
+from foldflow.targets import InvalidTarget, Target, safe_target_id
 
 RUN_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 FINISHED_TARGET_STATES = ("ok", "failed", "invalid")
@@ -94,13 +95,22 @@ class RunBook:
         return self.store.get_record(self._path(run_id, "state.json")) or {"state": "created"}
 
     def set_target(self, run_id: str, target_id: str, status: str, **info) -> None:
-        record = {"status": status, "updated": time.time(), **info}
-        self.store.put_record(self._path(run_id, f"targets/{target_id}.json"), record)
+        record = {"status": status, "updated": time.time(), "target_id": target_id, **info}
+        self.store.put_record(self._path(run_id, f"targets/{self._record_name(target_id)}.json"), record)
+
+    @staticmethod
+    def _record_name(target_id: str) -> str:
+        """Valid ids are already safe file names; an invalid one may not be, so it is made one."""
+        safe = safe_target_id(target_id)
+        if safe == target_id and not safe.startswith("."):
+            return safe
+        return f"_{safe.lstrip('.')}-{hashlib.sha256(target_id.encode()).hexdigest()[:8]}"
 
     def targets(self, run_id: str) -> dict[str, dict]:
         names = self.store.list_dir(self._path(run_id, "targets"))
-        return {name.removesuffix(".json"): self.store.get_record(self._path(run_id, f"targets/{name}"))
-                for name in names if name.endswith(".json")}
+        records = [self.store.get_record(self._path(run_id, f"targets/{name}"))
+                   for name in names if name.endswith(".json")]
+        return {record["target_id"]: record for record in records if record}
 
     def finished_result(self, record: dict) -> TargetResult | None:
         return TargetResult(**record["result"]) if record.get("result") else None

@@ -44,7 +44,8 @@ def test_skip_invalid_runs_the_rest_and_keeps_earlier_outputs(tmp_path):
     first = DEMO_FASTA.read_text().split(">")[1]
     mutated = "W" + SHORT_SEQUENCE[1:]
     fasta = tmp_path / "mixed.fasta"
-    fasta.write_text(f">{first}>dna\nACGTACGTACGTACGT\n>short\n{mutated}\n")
+    fasta.write_text(f">{first}>dna\nACGTACGTACGTACGT\n>short\n{mutated}\n>../../evil\nMKVLA\n"
+                     f">sp|odd:id/A   odd header\nMKVLAAGIVGALLAV\n")
     out = tmp_path / "out"
     out.mkdir()
     (out / "earlier_result.txt").write_text("keep me")
@@ -60,4 +61,9 @@ def test_skip_invalid_runs_the_rest_and_keeps_earlier_outputs(tmp_path):
     assert (out / "HG003686_698" / "ranked_0.pdb").is_file()
     assert not (out / "short").exists()
     assert (out / "earlier_result.txt").read_text() == "keep me"
-    assert "1/3 targets predicted (0 from the store)" in result.stdout
+    assert "2/5 targets predicted (0 from the store)" in result.stdout
+    escaping = summary[summary["error"].str.contains("would write outside the output directory", na=False)]
+    assert escaping["status"].tolist() == ["invalid"]
+    assert (out / "sp_odd_id_A" / "ranked_0.pdb").is_file()  # an odd id becomes a safe folder name
+    outside = {p.name for p in tmp_path.iterdir()} - {"mixed.fasta", "out", "store"}
+    assert not outside and not (tmp_path.parent / "evil").exists(), "nothing written outside --out"
