@@ -117,6 +117,11 @@ def runs_status(run_id: str, store: str | None, as_json: bool) -> None:
     click.echo(f"  outputs: {status['out_dir']}")
     for target_id, error in status["failures"].items():
         click.echo(f"  failed {target_id}: {error}")
+    for worker in status["model_workers"]:
+        xla = worker["xla"]
+        click.echo(f"  model actor pid {worker['pid']}: params loaded in "
+                   f"{sum(worker['params_load_seconds'].values()):.1f} s, {xla['compiles']} XLA compiles "
+                   f"({xla['cache_hits']} from the disk cache) in {xla['seconds']:.1f} s")
 
 
 @runs.command("resume")

@@ -81,11 +81,17 @@ class ModelConfig(_Strict):
     # Each target is padded to the next bucket, so XLA compiles once per bucket, not per length.
     # An empty list pads nothing (one compile per distinct length).
     bucket_lengths: list[int] = Field(default_factory=lambda: list(DEFAULT_BUCKETS))
+    # Only for the model named "simulated_device" (orchestration benchmarks; predicts nothing).
+    simulated_device_seconds: float = Field(default=1.0, ge=0)
     cache_dir: Path = DEFAULT_CACHE_DIR
 
     @property
     def uses_random_params(self) -> bool:
         return self.params_dir is None
+
+    def bucket_for(self, num_res: int) -> int:
+        """The smallest bucket that holds ``num_res`` residues (``num_res`` itself past the last)."""
+        return next((b for b in sorted(self.bucket_lengths) if b >= num_res), num_res)
 
 
 class PipelineConfig(_Strict):
@@ -99,6 +105,7 @@ class PipelineConfig(_Strict):
     model_actor_gpus: float = Field(default=0.0, ge=0)
     max_in_flight: int = Field(default=4, ge=1)
     max_attempts: int = Field(default=3, ge=1)  # per target, when its actor or node is lost
+    longest_first: bool = True  # start long targets first: a shorter makespan than input order
     progress: bool = True
 
 
@@ -110,6 +117,7 @@ class RunConfig(_Strict):
     pipeline: PipelineConfig = Field(default_factory=PipelineConfig)
     max_length: int = Field(default=2500, ge=1)
     skip_invalid: bool = False
+    plots: bool = True  # plddt.png / pae.png per target
 
 
 def default_config() -> RunConfig:

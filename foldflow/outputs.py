@@ -50,6 +50,10 @@ class TargetResult:
     msa_searches: int = 0  # MSA searches run for this target (0 when the store had them)
     model_calls: int = 0  # model predictions run for this target (0 when the store had them)
     cached: bool = False  # every step came from the store
+    bucket: int | None = None  # length the model padded the target to
+    xla_compiles: int = 0  # XLA programs built for this target (0 once its bucket is compiled)
+    xla_cache_hits: int = 0  # XLA programs loaded from the persistent compilation cache
+    xla_compile_seconds: float = 0.0
     timings: dict[str, float] = field(default_factory=dict)  # seconds per stage
     stage_spans: dict[str, tuple[float, float]] = field(default_factory=dict)  # epoch start, end
     output_dir: str | None = None
@@ -119,7 +123,7 @@ def _plot(folder: Path, ranked: Sequence[Prediction]) -> None:
 
 def _fill_target_folder(folder: Path, target_id: str, alignments: Sequence[Alignment],
                         predictions: Sequence[Prediction], timings: dict[str, float],
-                        random_params: bool) -> None:
+                        random_params: bool, plots: bool) -> None:
     msa_dir = folder / "msas"
     msa_dir.mkdir()
     for alignment in alignments:
@@ -140,19 +144,20 @@ def _fill_target_folder(folder: Path, target_id: str, alignments: Sequence[Align
         **({"warning": RANDOM_PARAMS_WARNING} if random_params else {}),
     })
     _write_json(folder / "timings.json", {k: round(v, 4) for k, v in timings.items()})
-    _plot(folder, ranked)
+    if plots:
+        _plot(folder, ranked)
     if random_params:
         (folder / "RANDOM_PARAMETERS_NOT_MEANINGFUL.txt").write_text(RANDOM_PARAMS_WARNING + "\n")
 
 
 def write_target(out_dir: Path, target_id: str, alignments: Sequence[Alignment],
                  predictions: Sequence[Prediction], timings: dict[str, float],
-                 random_params: bool) -> Path:
+                 random_params: bool, plots: bool = True) -> Path:
     """Write one target's folder atomically and return its path."""
     final = out_dir / target_id
     staging = Path(tempfile.mkdtemp(prefix=f".{target_id}.", suffix=".tmp", dir=out_dir))
     try:
-        _fill_target_folder(staging, target_id, alignments, predictions, timings, random_params)
+        _fill_target_folder(staging, target_id, alignments, predictions, timings, random_params, plots)
         staging.chmod(0o755)
         if final.exists():
             shutil.rmtree(final)
@@ -167,7 +172,8 @@ SUMMARY_FIELDS = [
     ("target_id", pa.string()), ("length", pa.int32()), ("status", pa.string()), ("error", pa.string()),
     ("sequence_hash", pa.string()), ("msa_source", pa.string()), ("model", pa.string()), ("mean_plddt", pa.float64()),
     ("ptm", pa.float64()), ("msa_depth", pa.int32()), ("msa_searches", pa.int32()),
-    ("model_calls", pa.int32()), ("cached", pa.bool_()), ("output_dir", pa.string()),
+    ("model_calls", pa.int32()), ("cached", pa.bool_()), ("bucket", pa.int32()), ("xla_compiles", pa.int32()),
+    ("xla_cache_hits", pa.int32()), ("xla_compile_seconds", pa.float64()), ("output_dir", pa.string()),
 ]
 
 
@@ -180,7 +186,9 @@ def summary_table(results: Sequence[TargetResult]) -> pa.Table:
         row = {"target_id": r.target_id, "length": r.length, "status": r.status, "error": r.error,
                "sequence_hash": r.sequence_hash, "msa_source": r.msa_source, "model": r.best_model, "mean_plddt": r.mean_plddt,
                "ptm": r.ptm, "msa_depth": r.feature_msa_depth, "msa_searches": r.msa_searches,
-               "model_calls": r.model_calls, "cached": r.cached, "output_dir": r.output_dir}
+               "model_calls": r.model_calls, "cached": r.cached, "bucket": r.bucket,
+               "xla_compiles": r.xla_compiles, "xla_cache_hits": r.xla_cache_hits,
+               "xla_compile_seconds": r.xla_compile_seconds, "output_dir": r.output_dir}
         for name in columns:
             columns[name].append(row[name])
     arrays = {name: pa.array(columns[name], type=kind) for name, kind in SUMMARY_FIELDS}

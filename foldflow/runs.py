@@ -145,7 +145,8 @@ class RunBook:
             "targets": len(targets),
             "counts": dict(sorted(counts.items())),
             "progress": finished / len(targets) if targets else 1.0,
-            "cached": sum(1 for r in targets.values() if r.get("cached")),
+            "cached": sum(1 for r in targets.values() if (r.get("result") or {}).get("cached")),
+            "model_workers": self.state(run_id).get("model_workers", []),
             "failures": {tid: r.get("error") for tid, r in sorted(targets.items())
                          if r["status"] in ("failed", "invalid")},
         }

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from foldflow.features import build_features
-from foldflow.models.alphafold2 import AlphaFold2, bucket_length, load_model_params
+from foldflow.models.alphafold2 import AlphaFold2, load_model_params
 from conftest import small_model_config
 from test_msa import ABC_QUERY
 
@@ -16,11 +16,11 @@ def features():
     return build_features(SEQUENCE, "abc", [])
 
 
-def test_bucket_length():
-    assert bucket_length(40, [64, 32, 96]) == 64
-    assert bucket_length(64, [64, 96]) == 64
-    assert bucket_length(200, [64, 96]) == 200
-    assert bucket_length(50, []) == 50
+def test_bucket_for():
+    assert small_model_config(bucket_lengths=[64, 32, 96]).bucket_for(40) == 64
+    assert small_model_config(bucket_lengths=[64, 96]).bucket_for(64) == 64
+    assert small_model_config(bucket_lengths=[64, 96]).bucket_for(200) == 200
+    assert small_model_config(bucket_lengths=[]).bucket_for(50) == 50
 
 
 @pytest.mark.slow

@@ -101,3 +101,11 @@ def test_driver_keeps_a_bounded_number_of_targets_in_flight(run):
                     key=lambda e: (e[0], e[1]))
     in_flight = list(itertools.accumulate(change for _, change in events))
     assert max(in_flight) == MAX_IN_FLIGHT
+
+
+def test_xla_compiles_once_per_bucket(run):
+    table = run.to_pandas()
+    assert sorted(set(table["bucket"])) == [64, 96]
+    compiling = table[(table["xla_compiles"] + table["xla_cache_hits"]) > 0]
+    assert sorted(compiling["bucket"]) == [64, 96], "one target per bucket compiles; the rest reuse it"
+    assert (table["xla_compile_seconds"] >= 0).all()

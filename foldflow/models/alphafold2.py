@@ -67,11 +67,6 @@ def load_model_params(model_name: str, settings: ModelConfig) -> tuple[hk.Params
     return params, path, seconds, created
 
 
-def bucket_length(num_res: int, buckets: list[int]) -> int:
-    """The smallest bucket that holds ``num_res`` residues (``num_res`` itself past the last)."""
-    return next((b for b in sorted(buckets) if b >= num_res), num_res)
-
-
 def process_features(cfg: ml_collections.ConfigDict, raw: dict[str, np.ndarray], seed: int,
                      pad_to: int) -> dict[str, np.ndarray]:
     """AlphaFold's ``np_example_to_features`` with the crop size set to ``pad_to``.
@@ -103,7 +98,7 @@ class AlphaFold2:
         self.config = model_config(model_name, settings)
         params, self.params_path, self.load_seconds, self.initialised = load_model_params(model_name, settings)
         self._runner = af_model.RunModel(self.config, params)
-        self.buckets = list(settings.bucket_lengths)
+        self.settings = settings
         self._compiled_shapes: set[tuple[int, ...]] = set()
 
     @property
@@ -113,7 +108,7 @@ class AlphaFold2:
     def predict(self, features: dict[str, np.ndarray], seed: int) -> Prediction:
         num_res = int(features["seq_length"][0])
         start = time.perf_counter()
-        pad_to = bucket_length(num_res, self.buckets)
+        pad_to = self.settings.bucket_for(num_res)
         processed = process_features(self.config, features, seed, pad_to)
         processed_at = time.perf_counter()
         shape = tuple(processed["msa_feat"].shape)

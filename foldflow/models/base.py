@@ -30,6 +30,20 @@ class Prediction:
         return float(np.mean(self.plddt))
 
 
+@dataclass
+class CompileStats:
+    """What XLA did in one stretch of code: programs compiled, loaded from the disk cache, seconds."""
+
+    compiles: int = 0  # programs built by XLA (persistent-cache misses)
+    cache_hits: int = 0  # programs loaded from the persistent compilation cache
+    seconds: float = 0.0  # backend compile time, cache loads included
+
+    def add(self, other: CompileStats) -> None:
+        self.compiles += other.compiles
+        self.cache_hits += other.cache_hits
+        self.seconds += other.seconds
+
+
 class Model(Protocol):
     """A loaded model that keeps parameters and compiled programs resident."""
 

@@ -61,6 +61,11 @@ def _truncate(stockholm: str, max_hits: int | None) -> str:
         return parsers.truncate_stockholm_msa(handle.name, max_hits)
 
 
+def stockholm_alignment(msa: pyhmmer.easel.MSA, query_id: str, database: DatabaseConfig) -> Alignment:
+    """jackhmmer's MSA as AlphaFold reads it: Stockholm named after the query, hits truncated."""
+    return Alignment(database.name, "sto", _truncate(_stockholm_text(msa, query_id), database.max_hits))
+
+
 class ResidentDatabases:
     """Databases read on first use and kept; :meth:`search` runs jackhmmer for one query."""
 
@@ -92,5 +97,4 @@ class ResidentDatabases:
             E=cfg.e_value, incE=cfg.inclusion_e_value,
             F1=cfg.filter_f1, F2=cfg.filter_f2, F3=cfg.filter_f3,
         )
-        stockholm = _stockholm_text(result.msa, query_id)
-        return Alignment(db.config.name, "sto", _truncate(stockholm, db.config.max_hits))
+        return stockholm_alignment(result.msa, query_id, db.config)

@@ -84,6 +84,7 @@ class BatchDriver:
             .remote(config.model, store_uri)
             for _ in range(p.model_actors)]
         self.attempts: dict[str, int] = {}
+        self.warm_buckets: dict = {w: set() for w in self.model_workers}
         self.cancelled = False
 
     def worker_pids(self) -> dict[str, list[int]]:
@@ -95,6 +96,8 @@ class BatchDriver:
 
     def run(self, targets: list[Target]) -> list[TargetResult]:
         self.book.set_state(self.run_id, "running", workers=self.worker_pids())
+        if self.config.pipeline.longest_first:
+            targets = sorted(targets, key=lambda t: t.length, reverse=True)
         queue = deque(targets)
         in_msa: dict[ray.ObjectRef, _InMsa] = {}
         prepared: deque[_Prepared] = deque()
@@ -113,6 +116,25 @@ class BatchDriver:
             else:
                 results.append(self._failed(target, error, stage_result))
 
+        def submit_msa_work() -> None:
+            while queue and len(in_msa) + len(prepared) + len(in_model) < limit:
+                worker = min(msa_load, key=msa_load.get)
+                if msa_load[worker] >= _MSA_CALLS_PER_WORKER:
+                    return
+                target = queue.popleft()
+                self.attempts[target.id] = self.attempts.get(target.id, 0) + 1
+                prepared_ref, features_ref = worker.prepare.remote(target)
+                in_msa[prepared_ref] = _InMsa(target, features_ref, worker)
+                msa_load[worker] += 1
+                self._set(target, "msa")
+
+        def submit_model_work() -> None:
+            while prepared and idle_models:
+                worker, item = self._pick_model_work(idle_models, prepared)
+                ref = worker.predict.remote(item.features, item.prepared.features_key)
+                in_model[ref] = _InModel(item.target, item.prepared, worker)
+                self._set(item.target, "model")
+
         while queue or in_msa or prepared or in_model:
             if time.monotonic() >= next_cancel_check:
                 next_cancel_check = time.monotonic() + _CANCEL_POLL_SECONDS
@@ -120,22 +142,8 @@ class BatchDriver:
                     self._cancel([*queue, *(j.target for j in in_msa.values()), *(j.target for j in prepared),
                                   *(j.target for j in in_model.values())])
                     break
-            while queue and len(in_msa) + len(prepared) + len(in_model) < limit:
-                worker = min(msa_load, key=msa_load.get)
-                if msa_load[worker] >= _MSA_CALLS_PER_WORKER:
-                    break
-                target = queue.popleft()
-                self.attempts[target.id] = self.attempts.get(target.id, 0) + 1
-                prepared_ref, features_ref = worker.prepare.remote(target)
-                in_msa[prepared_ref] = _InMsa(target, features_ref, worker)
-                msa_load[worker] += 1
-                self._set(target, "msa")
-            while prepared and idle_models:
-                item, worker = prepared.popleft(), idle_models.pop()
-                ref = worker.predict.remote(item.features, item.prepared.features_key)
-                in_model[ref] = _InModel(item.target, item.prepared, worker)
-                self._set(item.target, "model")
-
+            submit_msa_work()
+            submit_model_work()
             done, _ = ray.wait(list(in_msa) + list(in_model), num_returns=1, timeout=_CANCEL_POLL_SECONDS)
             if not done:
                 continue
@@ -147,14 +155,38 @@ class BatchDriver:
                     prepared.append(_Prepared(job.target, ray.get(ref), job.features))
                 except Exception as error:  # one target's failure never stops the batch
                     retry_or_fail(job.target, error)
-            else:
-                job = in_model.pop(ref)
-                idle_models.append(job.worker)
-                try:
-                    results.append(self._write(job.target, job.prepared, ray.get(ref)))
-                except Exception as error:
-                    retry_or_fail(job.target, error, job.prepared)
+                continue
+            job = in_model.pop(ref)
+            idle_models.append(job.worker)
+            try:
+                predicted = ray.get(ref)
+            except Exception as error:
+                retry_or_fail(job.target, error, job.prepared)
+                continue
+            self.warm_buckets[job.worker].add(predicted.bucket)
+            submit_model_work()  # keep the model busy while this target's outputs are written
+            try:
+                results.append(self._write(job.target, job.prepared, predicted))
+            except Exception as error:
+                results.append(self._failed(job.target, error, job.prepared))
         return results
+
+    def _pick_model_work(self, idle: list, prepared: deque[_Prepared]) -> tuple:
+        """An idle model actor and a prepared target, preferring a bucket the actor has compiled."""
+        for worker in idle:
+            for item in prepared:
+                if self.config.model.bucket_for(item.target.length) in self.warm_buckets[worker]:
+                    idle.remove(worker)
+                    prepared.remove(item)
+                    return worker, item
+        cold = [w for w in idle if not self.warm_buckets[w]]
+        worker = cold[0] if cold else idle[0]
+        idle.remove(worker)
+        return worker, prepared.popleft()
+
+    def model_worker_stats(self) -> list[dict]:
+        """Per model actor: params load seconds, compiled shapes, XLA compiles and seconds."""
+        return ray.get([w.info.remote() for w in self.model_workers])
 
     def _cancel(self, unfinished: list[Target]) -> None:
         """Stop running work now; finished targets keep their outputs and records."""
@@ -181,9 +213,10 @@ class BatchDriver:
         start = time.time()
         spans = {**prepared.times.spans, **predicted.times.spans}
         model_timings = {k: v for p in predicted.predictions for k, v in p.timings.items()}
-        timings = {**{k: e - s for k, (s, e) in spans.items()}, **model_timings}
+        timings = {**{k: e - s for k, (s, e) in spans.items()}, **model_timings,
+                   "xla_compile": predicted.compiles.seconds}
         folder = write_target(self.out_dir, target.id, prepared.alignments, predicted.predictions,
-                              timings, self.config.model.uses_random_params)
+                              timings, self.config.model.uses_random_params, self.config.plots)
         best = max(predicted.predictions, key=lambda p: p.ranking_confidence)
         spans["output"] = (start, time.time())
         computed = {**prepared.computed, **predicted.computed}
@@ -193,6 +226,7 @@ class BatchDriver:
             feature_msa_depth=prepared.feature_msa_depth,
             best_model=best.model_name, mean_plddt=best.mean_plddt, ptm=best.ptm,
             msa_searches=computed.get("msa", 0), model_calls=computed.get("prediction", 0),
-            cached=not computed,
+            cached=not computed, bucket=predicted.bucket, xla_compiles=predicted.compiles.compiles,
+            xla_cache_hits=predicted.compiles.cache_hits, xla_compile_seconds=predicted.compiles.seconds,
             timings={k: e - s for k, (s, e) in spans.items()}, stage_spans=spans,
             output_dir=str(folder)))

@@ -13,7 +13,7 @@ import ray
 
 from foldflow.config import ModelConfig, MsaConfig
 from foldflow.features import build_features, msa_depth
-from foldflow.models.base import Prediction
+from foldflow.models.base import CompileStats, Prediction
 from foldflow.msa.alignment import Alignment
 from foldflow.steps import StepCache, alignment_content_key, features_key, prediction_key, search_key
 from foldflow.store import Store
@@ -48,6 +48,8 @@ class PredictedTarget:
     predictions: list[Prediction]
     computed: dict[str, int]
     times: StageTimes
+    bucket: int  # length the features were padded to
+    compiles: CompileStats  # what XLA compiled (or loaded from its disk cache) for this target
 
 
 def worker_info(**extra) -> dict:
@@ -117,27 +119,33 @@ class ModelWorker:
         self.config = config
         self.models: dict = {}
         self.cache = StepCache(Store(store_uri))
+        self.compiles = CompileStats()
 
     def _model(self, name: str):
-        from foldflow.models.alphafold2 import AlphaFold2
+        from foldflow.models import load_model
 
         if name not in self.models:
-            self.models[name] = AlphaFold2(name, self.config)
+            self.models[name] = load_model(name, self.config)
         return self.models[name]
 
     def info(self) -> dict:
         return worker_info(
-            load_seconds={m.name: m.load_seconds for m in self.models.values()},
-            initialised={m.name: m.initialised for m in self.models.values()},
-            compiles={m.name: m.compiles for m in self.models.values()})
+            params_load_seconds={m.name: m.load_seconds for m in self.models.values()},
+            params_initialised={m.name: m.initialised for m in self.models.values()},
+            shapes_compiled={m.name: m.compiles for m in self.models.values()},
+            xla=vars(self.compiles))
 
     def predict(self, features: dict, features_key: str) -> PredictedTarget:
-        from foldflow.models.alphafold2 import bucket_length
+        from foldflow.models.compile_stats import measure_compiles
 
         start = time.time()
-        pad_to = bucket_length(int(features["seq_length"][0]), self.config.bucket_lengths)
-        predictions = [
-            self.cache.prediction(prediction_key(features_key, name, self.config, pad_to),
-                                  lambda name=name: self._model(name).predict(features, self.config.prediction_seed))
-            for name in self.config.names]
-        return PredictedTarget(predictions, self.cache.take_counts(), StageTimes({"model": (start, time.time())}))
+        pad_to = self.config.bucket_for(int(features["seq_length"][0]))
+        with measure_compiles() as compiles:
+            predictions = [
+                self.cache.prediction(
+                    prediction_key(features_key, name, self.config, pad_to),
+                    lambda name=name: self._model(name).predict(features, self.config.prediction_seed))
+                for name in self.config.names]
+        self.compiles.add(compiles)
+        return PredictedTarget(predictions, self.cache.take_counts(), StageTimes({"model": (start, time.time())}),
+                               pad_to, compiles)

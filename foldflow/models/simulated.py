@@ -1,0 +1,42 @@
+"""A SIMULATED device model for orchestration benchmarks only: it predicts nothing.
+
+``simulated_device`` waits a set time (a sleep: no CPU, as if a GPU were
+busy) and returns a straight CA trace with pLDDT 0. It exists so the
+scheduler can be measured with stage work on separate resources; its outputs
+are labelled as such and must never be read as structures.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+from alphafold.common import residue_constants
+
+from foldflow.config import ModelConfig
+from foldflow.models.base import Prediction
+
+SIMULATED_DEVICE = "simulated_device"
+
+
+class SimulatedDevice:
+    name = SIMULATED_DEVICE
+    uses_random_params = True
+
+    def __init__(self, settings: ModelConfig):
+        self.seconds = settings.simulated_device_seconds
+        self.load_seconds, self.initialised, self.compiles = 0.0, False, 0
+
+    def predict(self, features: dict[str, np.ndarray], seed: int) -> Prediction:
+        start = time.perf_counter()
+        num_res = int(features["seq_length"][0])
+        time.sleep(self.seconds)
+        positions = np.zeros((num_res, residue_constants.atom_type_num, 3), dtype=np.float32)
+        positions[:, 1, 0] = 3.8 * np.arange(num_res)
+        mask = np.zeros((num_res, residue_constants.atom_type_num), dtype=np.float32)
+        mask[:, 1] = 1.0
+        return Prediction(
+            model_name=self.name, aatype=np.argmax(features["aatype"], axis=-1).astype(np.int32),
+            residue_index=np.asarray(features["residue_index"]), atom_positions=positions, atom_mask=mask,
+            plddt=np.zeros(num_res, dtype=np.float32), ranking_confidence=0.0,
+            timings={f"simulated_device_{self.name}": time.perf_counter() - start})
