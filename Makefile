@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export FOLDFLOW_CACHE_DIR ?= $(CURDIR)/.cache/foldflow
 
-.PHONY: demo test test-fast clean
+.PHONY: demo test test-fast tools clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,10 +17,16 @@ $(BIN)/.installed: pyproject.toml
 demo: $(BIN)/.installed
 	$(BIN)/foldflow predict examples/demo.fasta --out results/demo
 
-test: $(BIN)/.installed
+# The jackhmmer binary (Debian package hmmer) is the reference the sharded search is tested against.
+tools:
+	@command -v jackhmmer >/dev/null || { \
+	  SUDO=$$([ "$$(id -u)" -eq 0 ] || echo sudo); \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq hmmer; }
+
+test: $(BIN)/.installed tools
 	$(BIN)/python -m pytest
 
-test-fast: $(BIN)/.installed
+test-fast: $(BIN)/.installed tools
 	$(BIN)/python -m pytest -m "not slow"
 
 clean:

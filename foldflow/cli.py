@@ -75,6 +75,51 @@ def _report(run) -> None:
     sys.exit(EXIT_OK if run.ok else EXIT_TARGETS_FAILED)
 
 
+@main.command()
+@click.argument("fasta")
+@click.option("--address", required=True, help="Ray dashboard of the cluster, e.g. http://127.0.0.1:8265.")
+@click.option("--out", "-o", required=True, help="Output directory, as the cluster sees it.")
+@click.option("--config", "-c", "config_path", help="YAML settings, as the cluster sees it.")
+@click.option("--run-id", help="Name this run (default: a new timestamped id); also the job's submission id.")
+@click.option("--store", help="Store path or URI that the cluster writes to (s3://... on most clusters).")
+@click.option("--params", "params_dir", help="Folder with AlphaFold's params_model_*.npz, on the cluster.")
+@click.option("--msa-dir", help="Precomputed MSAs, on the cluster.")
+@click.option("--skip-invalid", is_flag=True, help="Run the valid targets and list the invalid ones.")
+@click.option("--python", "python", default="python", show_default=True,
+              help="Python on the cluster that has foldflow installed.")
+@click.option("--wait", is_flag=True, help="Wait for the job to end; exit 0 only if it succeeded.")
+def submit(fasta: str, address: str, out: str, config_path: str | None, run_id: str | None, store: str | None,
+           params_dir: str | None, msa_dir: str | None, skip_invalid: bool, python: str, wait: bool) -> None:
+    """Submit a run as a Ray job (Ray Jobs API), with this folder as its working directory.
+
+    Prints the run id; `foldflow runs status RUN --store STORE` follows it from
+    anywhere that reaches the store.
+    """
+    from foldflow.pipeline.jobs import submit_run, wait_for_job
+    from foldflow.runs import check_run_id, new_run_id
+
+    run_id = check_run_id(run_id) if run_id else new_run_id()
+    args = [fasta, "--out", out]
+    for flag, value in (("--config", config_path), ("--store", store), ("--params", params_dir),
+                        ("--msa-dir", msa_dir)):
+        if value:
+            args += [flag, value]
+    if skip_invalid:
+        args.append("--skip-invalid")
+    try:
+        job_id = submit_run(address, run_id, args, Path.cwd(), python=python)
+    except (RuntimeError, ConnectionError) as error:  # e.g. a job with this run id exists already
+        click.echo(f"error: run {run_id}: {str(error).splitlines()[0]}", err=True)
+        sys.exit(EXIT_BAD_INPUT)
+    click.echo(f"run {run_id} submitted as Ray job {job_id} to {address}")
+    if wait:
+        status, logs = wait_for_job(address, job_id)
+        click.echo(f"job {job_id}: {status}")
+        if status != "SUCCEEDED":
+            click.echo(logs[-4000:], err=True)
+            sys.exit(EXIT_TARGETS_FAILED)
+
+
 _store_option = click.option("--store", help="Store path or URI (default: the cache folder's store).")
 
 

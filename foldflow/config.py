@@ -62,6 +62,10 @@ class MsaConfig(_Strict):
     filter_f2: float = 5e-5
     filter_f3: float = 5e-7
     cpus_per_search: int = Field(default=1, ge=1)
+    # Each database held as this many shards, one resident actor each (a database too big for one
+    # node); hits and MSAs are those of one search over the whole database.
+    shards: int = Field(default=1, ge=1)
+    shard_actor_cpus: float = Field(default=0.0, ge=0)
     precomputed_dir: Path | None = None
     require_precomputed: bool = False
     deduplicate: bool = True
@@ -98,11 +102,23 @@ class PipelineConfig(_Strict):
     """How the Ray pipeline is laid out."""
 
     address: str | None = None
+    # Pools: each starts with (and keeps at least) *_actors actors and grows up to *_actors_max
+    # while work waits for it; actors idle for idle_timeout_s above the minimum are removed.
     msa_actors: int = Field(default=1, ge=1)
+    msa_actors_max: int | None = Field(default=None, ge=1)
     model_actors: int = Field(default=1, ge=1)
+    model_actors_max: int | None = Field(default=None, ge=1)
+    idle_timeout_s: float = Field(default=60.0, ge=0)
+    # Placement: what each actor asks of its node. Custom resources (e.g. {msa: 1}) and node labels
+    # (e.g. {role: msa}) keep MSA actors on MSA nodes and model actors on GPU nodes of a cluster.
     msa_actor_cpus: float = Field(default=1.0, ge=0)
+    msa_actor_memory_gb: float | None = Field(default=None, gt=0)
+    msa_actor_resources: dict[str, float] = Field(default_factory=dict)
+    msa_actor_labels: dict[str, str] = Field(default_factory=dict)
     model_actor_cpus: float = Field(default=1.0, ge=0)
     model_actor_gpus: float = Field(default=0.0, ge=0)
+    model_actor_resources: dict[str, float] = Field(default_factory=dict)
+    model_actor_labels: dict[str, str] = Field(default_factory=dict)
     max_in_flight: int = Field(default=4, ge=1)
     max_attempts: int = Field(default=3, ge=1)  # per target, when its actor or node is lost
     longest_first: bool = True  # start long targets first: a shorter makespan than input order

@@ -31,6 +31,16 @@ class RunNotFoundError(LookupError):
     pass
 
 
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def new_run_id() -> str:
     return f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
 
@@ -92,7 +102,12 @@ class RunBook:
         self.store.put_record(self._path(run_id, "state.json"), record)
 
     def state(self, run_id: str) -> dict:
-        return self.store.get_record(self._path(run_id, "state.json")) or {"state": "created"}
+        """The run's state record; a "running" run whose driver process is gone reads "interrupted"."""
+        record = self.store.get_record(self._path(run_id, "state.json")) or {"state": "created"}
+        if record["state"] == "running" and record.get("host") == socket.gethostname() \
+                and not _process_alive(record["pid"]):
+            record["state"] = "interrupted"
+        return record
 
     def set_target(self, run_id: str, target_id: str, status: str, **info) -> None:
         record = {"status": status, "updated": time.time(), "target_id": target_id, **info}

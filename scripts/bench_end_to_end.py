@@ -27,7 +27,7 @@ import pyarrow.parquet as pq
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-MODEL_SETTINGS = {"num_recycle": 1, "max_msa_clusters": 16, "max_extra_msa": 32}
+MODEL_SETTINGS = {"num_recycle": 0, "max_msa_clusters": 8, "max_extra_msa": 16}
 
 
 def run(command: list[str], env: dict) -> float:

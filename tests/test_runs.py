@@ -92,7 +92,7 @@ def test_cancel_then_sigkill_then_resume_gives_identical_outputs(tmp_path, refer
     process.wait(timeout=60)
     assert len(ok_targets(book, "nightly-1")) < 4, "the kill came too late to test anything"
     shown = foldflow_cli("runs", "status", "nightly-1", "--store", store)
-    assert "nightly-1" in shown.stdout and "ok:" in shown.stdout
+    assert "run nightly-1: interrupted" in shown.stdout and "ok:" in shown.stdout
 
     # 3. resume after the crash finishes the run
     resumed = foldflow_cli("runs", "resume", "nightly-1", "--store", store)
@@ -116,19 +116,19 @@ def test_killed_actors_are_restarted_and_nothing_is_lost(tmp_path):
     killed: dict[str, int] = {}
 
     def kill_workers():
-        def running_pids():
+        def workers() -> dict:
             run_ids = book.run_ids()
-            return book.state(run_ids[0]).get("workers") if run_ids else None
+            return (book.state(run_ids[0]).get("workers") or {}) if run_ids else {}
 
-        wait_for(running_pids, what="workers to start")
-        pids = running_pids()
-        os.kill(pids["msa"][0], signal.SIGKILL)
-        killed["msa"] = pids["msa"][0]
+        wait_for(lambda: workers().get("msa"), what="an MSA worker to report")
+        killed["msa"] = workers()["msa"][0]["pid"]
+        os.kill(killed["msa"], signal.SIGKILL)
+        wait_for(lambda: workers().get("model"), what="a model worker to report")
         wait_for(lambda: any(r and r["status"] == "model" for r in book.targets(book.run_ids()[0]).values()),
                  what="a target in the model")
         time.sleep(1.0)  # let the model start its prediction
-        os.kill(pids["model"][0], signal.SIGKILL)
-        killed["model"] = pids["model"][0]
+        killed["model"] = workers()["model"][0]["pid"]
+        os.kill(killed["model"], signal.SIGKILL)
 
     killer = threading.Thread(target=kill_workers, daemon=True)
     killer.start()

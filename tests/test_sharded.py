@@ -6,9 +6,11 @@ import subprocess
 import pytest
 from alphafold.data import parsers
 
-from foldflow.config import DatabaseConfig, MsaConfig, bundled_databases
+import foldflow
+from foldflow.config import DatabaseConfig, MsaConfig, RunConfig, bundled_databases
 from foldflow.msa.jackhmmer import ResidentDatabases
 from foldflow.msa.sharded import load_shard, search_shard, sharded_jackhmmer
+from conftest import DEMO_FASTA
 from test_msa import ABC_QUERY
 
 QUERIES = {
@@ -64,3 +66,24 @@ def test_sharded_search_equals_the_jackhmmer_binary(tmp_path):
         assert ours.descriptions == binary_msa.descriptions, query_id
         assert ours.sequences == binary_msa.sequences, query_id
         assert ours.deletion_matrix == binary_msa.deletion_matrix, query_id
+
+
+@pytest.mark.slow
+def test_pipeline_with_shard_actors_writes_the_same_msas(tmp_path):
+    """Shard actors on Ray, with the simulated device as model: only the MSA stage is under test."""
+    msas = {}
+    for shards in (1, 3):
+        config = RunConfig(store=str(tmp_path / f"store-{shards}"), plots=False, msa={"shards": shards},
+                           model={"names": ["simulated_device"], "simulated_device_seconds": 0.0},
+                           pipeline={"progress": False})
+        run = foldflow.predict(DEMO_FASTA, tmp_path / f"out-{shards}", config, run_id=f"shards-{shards}")
+        assert run.ok, run.failed
+        msas[shards] = {str(p.relative_to(run.out_dir)): p.read_text() for p in run.out_dir.glob("*/msas/*")}
+        status = foldflow.run_status(f"shards-{shards}", config.store)
+    assert len(msas[1]) == 12 and msas[3] == msas[1]
+    shard_workers = foldflow.api.RunBook(foldflow.api.Store(config.store)).state("shards-3")["shard_workers"]
+    assert len(shard_workers) == 9
+    for database in bundled_databases():
+        held = [w for w in shard_workers if w["database"] == database.name]
+        assert sum(w["sequences"] for w in held) == 1000 and all(w["rss_mb"] > 0 for w in held)
+    assert status["counts"] == {"ok": 4}

@@ -2,14 +2,15 @@
 
 At most ``max_in_flight`` targets are between submission and written output,
 so memory does not grow with the batch; MSA work for later targets runs while
-the model pool works on earlier ones. Every state change is recorded in the
-run book, so ``foldflow runs status`` shows where the run stands and a resumed
-run knows what is finished.
+the model pool works on earlier ones. Both pools grow while work waits for
+them and shrink when their actors idle (see :mod:`foldflow.pipeline.pools`).
+Every state change is recorded in the run book, so ``foldflow runs status``
+shows where the run stands and a resumed run knows what is finished.
 
-Failures: an actor that dies is restarted by Ray and its in-flight call is
-retried once (``max_task_retries``); if a target still loses its actor, the
-driver resubmits it, up to ``max_attempts`` in all. Any other error fails
-that target alone, with its reason.
+Failures: an actor that dies (or loses its node) is restarted by Ray and its
+in-flight call is retried once (``max_task_retries``); if a target still
+loses its actor, the driver resubmits it, up to ``max_attempts`` in all. Any
+other error fails that target alone, with its reason.
 """
 
 from __future__ import annotations
@@ -25,7 +26,9 @@ import ray
 
 from foldflow.config import RunConfig
 from foldflow.outputs import TargetResult, write_target
-from foldflow.pipeline.workers import ModelWorker, MsaWorker, PredictedTarget, PreparedTarget
+from foldflow.pipeline.pools import ActorPool, placement_options
+from foldflow.pipeline.workers import (ModelWorker, MsaWorker, PredictedTarget, PreparedTarget,
+                                       start_shard_workers)
 from foldflow.runs import RunBook
 from foldflow.targets import Target
 
@@ -33,7 +36,7 @@ log = logging.getLogger("foldflow")
 
 # Calls queued per MSA actor, so it never waits for the driver between targets.
 _MSA_CALLS_PER_WORKER = 2
-_CANCEL_POLL_SECONDS = 1.0
+_POLL_SECONDS = 1.0
 _ACTOR_OPTIONS = {"max_restarts": 3, "max_task_retries": 1}
 _LOST_ACTOR = (ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError,
                ray.exceptions.ObjectLostError, ray.exceptions.OwnerDiedError)
@@ -76,37 +79,53 @@ class BatchDriver:
         self.run_id = run_id
         self.on_result = on_result
         p = config.pipeline
-        self.msa_workers = [
-            MsaWorker.options(num_cpus=p.msa_actor_cpus, **_ACTOR_OPTIONS).remote(config.msa, store_uri)
-            for _ in range(p.msa_actors)]
-        self.model_workers = [
-            ModelWorker.options(num_cpus=p.model_actor_cpus, num_gpus=p.model_actor_gpus, **_ACTOR_OPTIONS)
-            .remote(config.model, store_uri)
-            for _ in range(p.model_actors)]
-        self.attempts: dict[str, int] = {}
-        self.warm_buckets: dict = {w: set() for w in self.model_workers}
-        self.cancelled = False
+        msa_placement = placement_options(p.msa_actor_cpus, 0, p.msa_actor_resources, p.msa_actor_labels,
+                                          p.msa_actor_memory_gb)
+        self.shard_workers = start_shard_workers(config.msa, msa_placement)
 
-    def worker_pids(self) -> dict[str, list[int]]:
-        return {"msa": [info["pid"] for info in ray.get([w.info.remote() for w in self.msa_workers])],
-                "model": [info["pid"] for info in ray.get([w.info.remote() for w in self.model_workers])]}
+        def start_msa_worker():
+            worker = MsaWorker.options(**msa_placement, **_ACTOR_OPTIONS).remote(
+                config.msa, store_uri, self.shard_workers)
+            worker.warm.remote()  # load the databases now, before the first features are needed
+            return worker
+
+        def start_model_worker():
+            return ModelWorker.options(
+                **placement_options(p.model_actor_cpus, p.model_actor_gpus, p.model_actor_resources,
+                                    p.model_actor_labels), **_ACTOR_OPTIONS).remote(config.model, store_uri)
+
+        self.msa_pool = ActorPool("MSA", start_msa_worker, p.msa_actors, p.msa_actors_max or p.msa_actors,
+                                  _MSA_CALLS_PER_WORKER, p.idle_timeout_s)
+        self.model_pool = ActorPool("model", start_model_worker, p.model_actors,
+                                    p.model_actors_max or p.model_actors, 1, p.idle_timeout_s)
+        self.attempts: dict[str, int] = {}
+        self.warm_buckets: dict = {}
+        self.workers_seen: dict[str, dict[int, str]] = {"msa": {}, "model": {}}
+        self.model_stats: dict[int, dict] = {}
+        self.cancelled = False
 
     def _set(self, target: Target, status: str, **info) -> None:
         self.book.set_target(self.run_id, target.id, status, attempts=self.attempts.get(target.id, 0), **info)
 
+    def _saw_worker(self, stage: str, pid: int, node_id: str) -> None:
+        """Record which actor processes run (pids, nodes), so `runs status` and operators can find them."""
+        if self.workers_seen[stage].get(pid) != node_id:
+            self.workers_seen[stage][pid] = node_id
+            self.book.set_state(self.run_id, "running", workers={
+                stage: [{"pid": pid, "node_id": node} for pid, node in seen.items()]
+                for stage, seen in self.workers_seen.items()})
+
     def run(self, targets: list[Target]) -> list[TargetResult]:
-        self.book.set_state(self.run_id, "running", workers=self.worker_pids())
+        self.book.set_state(self.run_id, "running", workers={"msa": [], "model": []})
         if self.config.pipeline.longest_first:
             targets = sorted(targets, key=lambda t: t.length, reverse=True)
         queue = deque(targets)
         in_msa: dict[ray.ObjectRef, _InMsa] = {}
         prepared: deque[_Prepared] = deque()
         in_model: dict[ray.ObjectRef, _InModel] = {}
-        idle_models = list(self.model_workers)
-        msa_load = {w: 0 for w in self.msa_workers}
         results: list[TargetResult] = []
         limit = self.config.pipeline.max_in_flight
-        next_cancel_check = 0.0
+        next_poll = 0.0
 
         def retry_or_fail(target: Target, error: Exception, stage_result: PreparedTarget | None = None) -> None:
             if isinstance(error, _LOST_ACTOR) and self.attempts[target.id] < self.config.pipeline.max_attempts:
@@ -118,52 +137,62 @@ class BatchDriver:
 
         def submit_msa_work() -> None:
             while queue and len(in_msa) + len(prepared) + len(in_model) < limit:
-                worker = min(msa_load, key=msa_load.get)
-                if msa_load[worker] >= _MSA_CALLS_PER_WORKER:
+                free = self.msa_pool.free()
+                if not free:
                     return
-                target = queue.popleft()
+                worker, target = free[0], queue.popleft()
+                self.msa_pool.acquire(worker)
                 self.attempts[target.id] = self.attempts.get(target.id, 0) + 1
                 prepared_ref, features_ref = worker.prepare.remote(target)
                 in_msa[prepared_ref] = _InMsa(target, features_ref, worker)
-                msa_load[worker] += 1
                 self._set(target, "msa")
 
         def submit_model_work() -> None:
-            while prepared and idle_models:
-                worker, item = self._pick_model_work(idle_models, prepared)
+            while prepared and (free := self.model_pool.free()):
+                worker, item = self._pick_model_work(free, prepared)
+                self.model_pool.acquire(worker)
                 ref = worker.predict.remote(item.features, item.prepared.features_key)
                 in_model[ref] = _InModel(item.target, item.prepared, worker)
                 self._set(item.target, "model")
 
         while queue or in_msa or prepared or in_model:
-            if time.monotonic() >= next_cancel_check:
-                next_cancel_check = time.monotonic() + _CANCEL_POLL_SECONDS
+            if time.monotonic() >= next_poll:
+                next_poll = time.monotonic() + _POLL_SECONDS
                 if self.book.cancel_requested(self.run_id):
                     self._cancel([*queue, *(j.target for j in in_msa.values()), *(j.target for j in prepared),
                                   *(j.target for j in in_model.values())])
                     break
+                self.msa_pool.grow(work_waiting=bool(queue) and len(in_msa) + len(prepared) + len(in_model) < limit)
+                self.model_pool.grow(work_waiting=bool(prepared))
+                for removed in self.model_pool.shrink():
+                    self.warm_buckets.pop(removed, None)
+                self.msa_pool.shrink()
             submit_msa_work()
             submit_model_work()
-            done, _ = ray.wait(list(in_msa) + list(in_model), num_returns=1, timeout=_CANCEL_POLL_SECONDS)
+            done, _ = ray.wait(list(in_msa) + list(in_model), num_returns=1, timeout=_POLL_SECONDS)
             if not done:
                 continue
             (ref,) = done
             if ref in in_msa:
                 job = in_msa.pop(ref)
-                msa_load[job.worker] -= 1
+                self.msa_pool.release(job.worker)
                 try:
-                    prepared.append(_Prepared(job.target, ray.get(ref), job.features))
+                    item = ray.get(ref)
                 except Exception as error:  # one target's failure never stops the batch
                     retry_or_fail(job.target, error)
+                    continue
+                self._saw_worker("msa", item.worker_pid, item.node_id)
+                prepared.append(_Prepared(job.target, item, job.features))
                 continue
             job = in_model.pop(ref)
-            idle_models.append(job.worker)
+            self.model_pool.release(job.worker)
             try:
                 predicted = ray.get(ref)
             except Exception as error:
                 retry_or_fail(job.target, error, job.prepared)
                 continue
-            self.warm_buckets[job.worker].add(predicted.bucket)
+            self._saw_worker("model", predicted.worker_pid, predicted.node_id)
+            self.warm_buckets.setdefault(job.worker, set()).add(predicted.bucket)
             submit_model_work()  # keep the model busy while this target's outputs are written
             try:
                 results.append(self._write(job.target, job.prepared, predicted))
@@ -171,28 +200,39 @@ class BatchDriver:
                 results.append(self._failed(job.target, error, job.prepared))
         return results
 
-    def _pick_model_work(self, idle: list, prepared: deque[_Prepared]) -> tuple:
-        """An idle model actor and a prepared target, preferring a bucket the actor has compiled."""
-        for worker in idle:
+    def _pick_model_work(self, free: list, prepared: deque[_Prepared]) -> tuple:
+        """A free model actor and a prepared target, preferring a bucket the actor has compiled."""
+        for worker in free:
             for item in prepared:
-                if self.config.model.bucket_for(item.target.length) in self.warm_buckets[worker]:
-                    idle.remove(worker)
+                if self.config.model.bucket_for(item.target.length) in self.warm_buckets.get(worker, ()):
                     prepared.remove(item)
                     return worker, item
-        cold = [w for w in idle if not self.warm_buckets[w]]
-        worker = cold[0] if cold else idle[0]
-        idle.remove(worker)
-        return worker, prepared.popleft()
+        cold = [w for w in free if not self.warm_buckets.get(w)]
+        return (cold[0] if cold else free[0]), prepared.popleft()
 
     def model_worker_stats(self) -> list[dict]:
-        """Per model actor: params load seconds, compiled shapes, XLA compiles and seconds."""
-        return ray.get([w.info.remote() for w in self.model_workers])
+        """Per model actor still in the pool: params load seconds, compiled shapes, XLA compiles and seconds."""
+        return ray.get([w.info.remote() for w in self.model_pool.actors])
+
+    def msa_worker_stats(self) -> list[dict]:
+        """Per MSA actor still in the pool: database load seconds, residues held, RSS."""
+        return ray.get([w.info.remote() for w in self.msa_pool.actors])
+
+    def shard_worker_stats(self) -> list[dict]:
+        """Per shard actor: database, shard, sequences and residues held, load seconds, RSS."""
+        return ray.get([w.info.remote() for shards in self.shard_workers.values() for w in shards])
+
+    def pool_stats(self) -> dict:
+        return {pool.name: {"started": pool.started, "removed": pool.removed, "now": len(pool.actors)}
+                for pool in (self.msa_pool, self.model_pool)}
 
     def _cancel(self, unfinished: list[Target]) -> None:
         """Stop running work now; finished targets keep their outputs and records."""
         self.cancelled = True
-        for worker in self.msa_workers + self.model_workers:
-            ray.kill(worker, no_restart=True)
+        self.msa_pool.kill_all()
+        self.model_pool.kill_all()
+        for shard in (w for workers in self.shard_workers.values() for w in workers):
+            ray.kill(shard, no_restart=True)
         for target in unfinished:
             self._set(target, "cancelled")
 
@@ -228,5 +268,6 @@ class BatchDriver:
             msa_searches=computed.get("msa", 0), model_calls=computed.get("prediction", 0),
             cached=not computed, bucket=predicted.bucket, xla_compiles=predicted.compiles.compiles,
             xla_cache_hits=predicted.compiles.cache_hits, xla_compile_seconds=predicted.compiles.seconds,
+            msa_node=prepared.node_id, model_node=predicted.node_id,
             timings={k: e - s for k, (s, e) in spans.items()}, stage_spans=spans,
             output_dir=str(folder)))

@@ -25,7 +25,7 @@ def execute_run(manifest: RunManifest, config: RunConfig, book: RunBook) -> tupl
     finished = {t.id: book.finished_result(states[t.id]) for t in targets
                 if states.get(t.id, {}).get("status") == "ok" and (out_dir / t.id).is_dir()}
     todo = [t for t in targets if t.id not in finished]
-    cancelled, workers = False, []
+    cancelled, workers = False, {}
     if todo:
         with ray_session(config.pipeline.address), tqdm(
                 total=len(targets), initial=len(finished), desc=f"run {manifest.run_id}", unit="target",
@@ -38,6 +38,8 @@ def execute_run(manifest: RunManifest, config: RunConfig, book: RunBook) -> tupl
             driver = BatchDriver(config, out_dir, config.store, book, manifest.run_id, on_result=report)
             finished.update((r.target_id, r) for r in driver.run(todo))
             cancelled = driver.cancelled
-            workers = [] if cancelled else driver.model_worker_stats()
-    book.set_state(manifest.run_id, "cancelled" if cancelled else "finished", model_workers=workers)
+            if not cancelled:
+                workers = {"msa_workers": driver.msa_worker_stats(), "model_workers": driver.model_worker_stats(),
+                           "shard_workers": driver.shard_worker_stats(), "pools": driver.pool_stats()}
+    book.set_state(manifest.run_id, "cancelled" if cancelled else "finished", **workers)
     return [finished[t.id] for t in targets if t.id in finished], cancelled

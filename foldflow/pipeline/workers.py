@@ -6,12 +6,13 @@ They hold the science objects and add nothing but timing and placement facts.
 from __future__ import annotations
 
 import os
+import pickle
 import time
 from dataclasses import dataclass, field
 
 import ray
 
-from foldflow.config import ModelConfig, MsaConfig
+from foldflow.config import DatabaseConfig, ModelConfig, MsaConfig
 from foldflow.features import build_features, msa_depth
 from foldflow.models.base import CompileStats, Prediction
 from foldflow.msa.alignment import Alignment
@@ -41,6 +42,8 @@ class PreparedTarget:
     features_key: str
     computed: dict[str, int]  # step kind -> results computed (not found in the store)
     times: StageTimes
+    worker_pid: int
+    node_id: str
 
 
 @dataclass
@@ -50,24 +53,86 @@ class PredictedTarget:
     times: StageTimes
     bucket: int  # length the features were padded to
     compiles: CompileStats  # what XLA compiled (or loaded from its disk cache) for this target
+    worker_pid: int
+    node_id: str
+
+
+def _where() -> dict:
+    return {"worker_pid": os.getpid(), "node_id": ray.get_runtime_context().get_node_id()}
 
 
 def worker_info(**extra) -> dict:
-    context = ray.get_runtime_context()
-    return {"pid": os.getpid(), "node_id": context.get_node_id(), **extra}
+    """Where an actor runs and the memory it holds (resident set size), with stage-specific facts."""
+    import psutil
+
+    return {"pid": os.getpid(), "node_id": ray.get_runtime_context().get_node_id(),
+            "rss_mb": psutil.Process().memory_info().rss / 2**20, **extra}
+
+
+@ray.remote
+class ShardWorker:
+    """Holds one shard of one database in memory and searches it with the HMMs it is sent."""
+
+    def __init__(self, database: DatabaseConfig, index: int, count: int, config: MsaConfig):
+        from foldflow.msa.sharded import load_shard
+
+        self.config = config
+        self.shard = load_shard(database, index, count)
+
+    def info(self) -> dict:
+        shard = self.shard
+        return worker_info(database=shard.database.name, shard=f"{shard.index + 1}/{shard.count}",
+                           sequences=len(shard.sequences), residues=shard.residues,
+                           load_seconds=shard.load_seconds)
+
+    def search(self, hmm: bytes) -> bytes:
+        """HMM in, hits out, both pickled here: Ray's cloudpickle cannot pickle pyhmmer's objects."""
+        from foldflow.msa.sharded import search_shard
+
+        return pickle.dumps(search_shard(self.shard, pickle.loads(hmm), self.config))
+
+
+def start_shard_workers(config: MsaConfig, placement: dict) -> dict[str, list]:
+    """Shard actors per database when ``config.shards`` > 1 (none otherwise), placed like MSA actors."""
+    if config.shards == 1:
+        return {}
+    options = {**placement, "num_cpus": config.shard_actor_cpus, "max_restarts": 3, "max_task_retries": 1}
+    return {db.name: [ShardWorker.options(**options).remote(db, i, config.shards, config)
+                      for i in range(config.shards)]
+            for db in config.databases}
 
 
 @ray.remote
 class MsaWorker:
-    """Holds the sequence databases (loaded on first search) and prepares features for many targets."""
+    """Holds the sequence databases (loaded on first search, or as shard actors) and prepares features."""
 
-    def __init__(self, config: MsaConfig, store_uri: str):
+    def __init__(self, config: MsaConfig, store_uri: str, shard_workers: dict[str, list]):
         from foldflow.msa.jackhmmer import ResidentDatabases
 
         self.config = config
         self.max_hits = {db.name: db.max_hits for db in config.databases if db.max_hits}
         self.databases = ResidentDatabases(config)
+        self.shard_workers = shard_workers
         self.cache = StepCache(Store(store_uri))
+
+    def warm(self) -> None:
+        """Load every database this actor searches (the shard actors hold theirs)."""
+        if not self.shard_workers:
+            for db in self.config.databases:
+                self.databases.database(db.name)
+
+    def _search(self, target: Target, database: DatabaseConfig) -> Alignment:
+        if not self.shard_workers:
+            return self.databases.search_one(target.id, target.sequence, database.name)
+        from foldflow.msa.sharded import sharded_jackhmmer
+
+        shards = self.shard_workers[database.name]
+
+        def search_shards(hmm):
+            query = pickle.dumps(hmm)
+            return [pickle.loads(hits) for hits in ray.get([shard.search.remote(query) for shard in shards])]
+
+        return sharded_jackhmmer(target.id, target.sequence, database, self.config, search_shards)
 
     def info(self) -> dict:
         loaded = self.databases.loaded
@@ -86,9 +151,8 @@ class MsaWorker:
                 raise FileNotFoundError(
                     f"target '{target.id}': no precomputed MSA under {self.config.precomputed_dir}")
         keys = [search_key(target.id, target.sequence, db, self.config) for db in self.config.databases]
-        alignments = [
-            self.cache.alignment(key, lambda name=db.name: self.databases.search_one(target.id, target.sequence, name))
-            for key, db in zip(keys, self.config.databases)]
+        alignments = [self.cache.alignment(key, lambda db=db: self._search(target, db))
+                      for key, db in zip(keys, self.config.databases)]
         return alignments, keys, "search"
 
     @ray.method(num_returns=2)
@@ -104,7 +168,7 @@ class MsaWorker:
             alignments=alignments, msa_source=source,
             msa_depths={a.database: a.depth for a in alignments},
             feature_msa_depth=msa_depth(features), features_key=key,
-            computed=self.cache.take_counts(), times=times)
+            computed=self.cache.take_counts(), times=times, **_where())
         return prepared, features
 
 
@@ -148,4 +212,4 @@ class ModelWorker:
                 for name in self.config.names]
         self.compiles.add(compiles)
         return PredictedTarget(predictions, self.cache.take_counts(), StageTimes({"model": (start, time.time())}),
-                               pad_to, compiles)
+                               pad_to, compiles, **_where())

@@ -1,0 +1,50 @@
+"""Submitting a run to a Ray cluster as a Ray job (Ray Jobs API).
+
+The job runs ``foldflow predict ... --address auto`` on the cluster with the
+caller's folder as its working directory, so relative paths in the command
+and the config resolve there. The run id doubles as the job's submission id:
+Ray refuses a second job with the same id, so a retried submit never starts
+a run twice.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import time
+from pathlib import Path
+
+# Ray's token authentication must be chosen before Ray is imported (see NOTES on Ray 2.60).
+os.environ.setdefault("RAY_AUTH_MODE", "token")
+
+from ray.job_submission import JobStatus, JobSubmissionClient  # noqa: E402
+
+WORKING_DIR_EXCLUDES = [".venv", ".cache", ".git", "results", "**/__pycache__"]
+FINISHED = {JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.STOPPED}
+
+
+def submission_id(run_id: str) -> str:
+    return f"foldflow-{run_id}"
+
+
+def submit_run(address: str, run_id: str, predict_args: list[str], working_dir: Path,
+               python: str = "python") -> str:
+    """Submit ``foldflow predict <predict_args>`` as a Ray job; returns the job's submission id."""
+    entrypoint = shlex.join([python, "-m", "foldflow", "predict", *predict_args,
+                             "--run-id", run_id, "--address", "auto", "--no-progress"])
+    client = JobSubmissionClient(address)
+    return client.submit_job(
+        entrypoint=entrypoint, submission_id=submission_id(run_id),
+        runtime_env={"working_dir": str(working_dir), "excludes": WORKING_DIR_EXCLUDES},
+        metadata={"foldflow_run_id": run_id})
+
+
+def wait_for_job(address: str, job_id: str, timeout_s: float = 3600, poll_s: float = 1.0) -> tuple[str, str]:
+    """Wait until the job ends; returns (status, the job's log)."""
+    client = JobSubmissionClient(address)
+    deadline = time.monotonic() + timeout_s
+    while (status := client.get_job_status(job_id)) not in FINISHED:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"job {job_id} still {status} after {timeout_s:.0f} s")
+        time.sleep(poll_s)
+    return str(status), client.get_job_logs(job_id)

@@ -1,0 +1,68 @@
+"""Actor pools grow while work waits and shrink idle actors, with real Ray actors."""
+
+import time
+
+import pytest
+import ray
+
+import foldflow
+from foldflow.config import RunConfig
+from foldflow.pipeline.pools import ActorPool, placement_options
+from foldflow.runs import RunBook
+from foldflow.store import Store
+from conftest import DEMO_FASTA
+
+
+@ray.remote(num_cpus=0)
+class Idle:
+    def ping(self) -> str:
+        return "pong"
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    ray.init(num_cpus=2, include_dashboard=False)
+    yield
+    ray.shutdown()
+
+
+def test_pool_grows_only_while_work_waits_and_shrinks_after_idle(local_ray):
+    pool = ActorPool("test", Idle.remote, min_size=1, max_size=3, capacity=1, idle_timeout_s=0.2)
+    assert len(pool.actors) == 1
+    assert not pool.grow(work_waiting=True)  # a free actor takes the work
+    first = pool.free()[0]
+    pool.acquire(first)
+    assert not pool.grow(work_waiting=False)
+    assert pool.grow(work_waiting=True) and len(pool.actors) == 2
+    pool.acquire(pool.free()[0])
+    assert pool.grow(work_waiting=True) and len(pool.actors) == 3
+    pool.acquire(pool.free()[0])
+    assert not pool.grow(work_waiting=True), "never beyond the maximum"
+    assert ray.get([a.ping.remote() for a in pool.actors]) == ["pong"] * 3
+    for actor in pool.actors:
+        pool.release(actor)
+    assert pool.shrink() == [], "not idle long enough yet"
+    time.sleep(0.3)
+    removed = pool.shrink()
+    assert len(removed) == 2 and len(pool.actors) == 1, "down to the minimum"
+    with pytest.raises(ray.exceptions.RayActorError):
+        ray.get(removed[0].ping.remote(), timeout=30)
+
+
+def test_placement_options():
+    assert placement_options(1) == {"num_cpus": 1}
+    assert placement_options(2, 0.5, {"msa": 1}, {"role": "gpu"}, 1.5) == {
+        "num_cpus": 2, "num_gpus": 0.5, "resources": {"msa": 1}, "label_selector": {"role": "gpu"},
+        "memory": int(1.5 * 2**30)}
+
+
+@pytest.mark.slow
+def test_model_pool_grows_when_features_wait(local_ray, tmp_path):
+    config = RunConfig(store=str(tmp_path / "store"), plots=False,
+                       model={"names": ["simulated_device"], "simulated_device_seconds": 1.0},
+                       pipeline={"progress": False, "model_actors": 1, "model_actors_max": 2,
+                                 "model_actor_cpus": 0, "msa_actor_cpus": 0.5, "max_in_flight": 4})
+    run = foldflow.predict(DEMO_FASTA, tmp_path / "out", config, run_id="grow")
+    assert run.ok
+    state = RunBook(Store(config.store)).state("grow")
+    assert state["pools"]["model"]["started"] == 2, state["pools"]
