@@ -138,9 +138,7 @@ class RunBook:
         return self.store.get_record(self._path(run_id, "cancel")) is not None
 
     def clear_cancel(self, run_id: str) -> None:
-        path = self.store._path(self._path(run_id, "cancel"))
-        if self.store._exists(path):
-            self.store.fs.delete_file(path)
+        self.store.delete_record(self._path(run_id, "cancel"))
 
     def run_ids(self) -> list[str]:
         return self.store.list_dir("runs")

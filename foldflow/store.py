@@ -115,9 +115,6 @@ class Store:
             if self._exists(path):
                 self.fs.delete_file(path)
 
-    def has(self, relative: str) -> bool:
-        return self._exists(self._path(relative) + ".sha256")
-
     # -- step results --------------------------------------------------------
     @staticmethod
     def step_path(kind: str, key: str, suffix: str) -> str:
@@ -152,6 +149,11 @@ class Store:
             return None
         with self.fs.open_input_stream(path) as handle:
             return json.loads(handle.read())
+
+    def delete_record(self, relative: str) -> None:
+        path = self._path(relative)
+        if self._exists(path):
+            self.fs.delete_file(path)
 
     def list_dir(self, relative: str) -> list[str]:
         selector = pafs.FileSelector(self._path(relative), allow_not_found=True)
