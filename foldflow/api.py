@@ -25,6 +25,33 @@ class InvalidInputError(ValueError):
         super().__init__("\n".join(bad.message() for bad in invalid))
 
 
+class SetupError(ValueError):
+    """The run's databases or parameter files are missing; nothing was run."""
+
+
+def check_local_setup(config: RunConfig) -> None:
+    """Fail before anything starts when a local run's parameter files or databases are missing.
+
+    Runs on a cluster (``pipeline.address`` set) are not checked here: their paths
+    need to exist on the worker nodes, not on the machine that starts the run.
+    """
+    from foldflow.models.params import ParamsNotFoundError, params_path
+    from foldflow.models.simulated import SIMULATED_DEVICE
+
+    if config.pipeline.address is not None:
+        return
+    if config.model.params_dir is not None:
+        for name in (n for n in config.model.names if n != SIMULATED_DEVICE):
+            try:
+                params_path(config.model.params_dir, name)
+            except ParamsNotFoundError as error:
+                raise SetupError(f"parameters: {error}") from None
+    if not config.msa.require_precomputed:
+        for database in config.msa.databases:
+            if not database.path.is_file():
+                raise SetupError(f"database '{database.name}': no file {database.path}")
+
+
 @dataclass
 class RunResult:
     """What a run produced: per-target results, the summary table, paths of structures."""
@@ -82,6 +109,7 @@ def predict(fasta: str | Path, out: str | Path, config: RunConfig | str | Path |
     config = config if isinstance(config, RunConfig) else load_config(config)
     config = apply_overrides(config, overrides)
     log.warning(describe_setup(config)) if config.model.uses_random_params else log.info(describe_setup(config))
+    check_local_setup(config)
 
     batch = load_targets(Path(fasta), max_length=config.max_length)
     if batch.invalid and not config.skip_invalid:

@@ -160,6 +160,8 @@ def runs_status(run_id: str, store: str | None, as_json: bool) -> None:
                f"({status['cached']} from the store)")
     click.echo("  " + ", ".join(f"{k}: {v}" for k, v in status["counts"].items()))
     click.echo(f"  outputs: {status['out_dir']}")
+    if status["error"]:
+        click.echo(f"  error: {status['error']}")
     for target_id, error in status["failures"].items():
         click.echo(f"  failed {target_id}: {error}")
     for worker in status["model_workers"]:

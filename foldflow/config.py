@@ -17,7 +17,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 BUNDLED_DB_DIR = Path(str(resources.files("foldflow") / "resources" / "db"))
 # Random-init parameters and the XLA compilation cache live here; FOLDFLOW_CACHE_DIR moves it.
 DEFAULT_CACHE_DIR = Path(os.environ.get("FOLDFLOW_CACHE_DIR", "~/.cache/foldflow")).expanduser()
-DEFAULT_BUCKETS = (64, 96, 128, 160, 192, 256, 320, 384, 448, 512, 640, 768, 896, 1024,
+# Steps of at most 1.25x up to 1024 (1.33x beyond): padding costs little, and with the persistent
+# compilation cache each bucket compiles once per machine, not once per run.
+DEFAULT_BUCKETS = (64, 80, 96, 112, 128, 160, 192, 224, 256, 320, 384, 448, 512, 640, 768, 896, 1024,
                    1280, 1536, 2048, 2560, 3072, 4096)
 
 

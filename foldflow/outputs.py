@@ -54,6 +54,8 @@ class TargetResult:
     xla_compiles: int = 0  # XLA programs built for this target (0 once its bucket is compiled)
     xla_cache_hits: int = 0  # XLA programs loaded from the persistent compilation cache
     xla_compile_seconds: float = 0.0
+    params_load_seconds: float = 0.0  # parameters loaded for this target (a model's first use on its actor)
+    model_worker: int | None = None  # pid of the model actor, to group the XLA and load figures per actor
     msa_node: str | None = None  # Ray node ids of the actors that did the work
     model_node: str | None = None
     timings: dict[str, float] = field(default_factory=dict)  # seconds per stage
@@ -175,7 +177,8 @@ SUMMARY_FIELDS = [
     ("sequence_hash", pa.string()), ("msa_source", pa.string()), ("model", pa.string()), ("mean_plddt", pa.float64()),
     ("ptm", pa.float64()), ("msa_depth", pa.int32()), ("msa_searches", pa.int32()),
     ("model_calls", pa.int32()), ("cached", pa.bool_()), ("bucket", pa.int32()), ("xla_compiles", pa.int32()),
-    ("xla_cache_hits", pa.int32()), ("xla_compile_seconds", pa.float64()), ("msa_node", pa.string()),
+    ("xla_cache_hits", pa.int32()), ("xla_compile_seconds", pa.float64()), ("params_load_seconds", pa.float64()),
+    ("model_worker", pa.int64()), ("msa_node", pa.string()),
     ("model_node", pa.string()), ("output_dir", pa.string()),
 ]
 
@@ -191,7 +194,8 @@ def summary_table(results: Sequence[TargetResult]) -> pa.Table:
                "ptm": r.ptm, "msa_depth": r.feature_msa_depth, "msa_searches": r.msa_searches,
                "model_calls": r.model_calls, "cached": r.cached, "bucket": r.bucket,
                "xla_compiles": r.xla_compiles, "xla_cache_hits": r.xla_cache_hits,
-               "xla_compile_seconds": r.xla_compile_seconds, "msa_node": r.msa_node,
+               "xla_compile_seconds": r.xla_compile_seconds, "params_load_seconds": r.params_load_seconds,
+               "model_worker": r.model_worker, "msa_node": r.msa_node,
                "model_node": r.model_node, "output_dir": r.output_dir}
         for name in columns:
             columns[name].append(row[name])

@@ -3,7 +3,7 @@
 Layout under the store root::
 
     runs/<run_id>/run.json            manifest: input, output dir, config, targets (with sequences)
-    runs/<run_id>/state.json          running | finished | cancelled, driver pid and host, times
+    runs/<run_id>/state.json          running | finished | cancelled | failed (with the error), driver pid, host
     runs/<run_id>/targets/<id>.json   pending | msa | model | ok | failed | cancelled | invalid
     runs/<run_id>/cancel              present once a cancel was requested
 """
@@ -152,6 +152,7 @@ class RunBook:
         return {
             "run_id": run_id,
             "state": self.state(run_id)["state"],
+            "error": self.state(run_id).get("error"),
             "created": manifest.created,
             "out_dir": manifest.out_dir,
             "input": manifest.input,

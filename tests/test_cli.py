@@ -40,6 +40,39 @@ def test_unreadable_input_exits_2(tmp_path, content):
 
 
 @pytest.mark.slow
+def test_missing_parameter_files_fail_before_anything_starts(tmp_path):
+    empty = tmp_path / "params"
+    empty.mkdir()
+    result = foldflow("predict", DEMO_FASTA, "--out", tmp_path / "out", "--params", empty,
+                      "--store", tmp_path / "store")
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert result.returncode == 2 and len(errors) == 1
+    assert f"parameters: model 'model_1_ptm': no params_model_1_ptm.npz in {empty}" in errors[0]
+    assert not (tmp_path / "out").exists() and not (tmp_path / "store").exists(), "no run was started"
+
+
+def test_a_missing_database_fails_before_anything_starts(tmp_path):
+    config = tmp_path / "config.yaml"
+    config.write_text("msa:\n  databases:\n    - {name: uniref90, path: /nonexistent/uniref90.fasta}\n")
+    result = foldflow("predict", DEMO_FASTA, "--out", tmp_path / "out", "--config", config)
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert result.returncode == 2 and errors == ["error: database 'uniref90': no file /nonexistent/uniref90.fasta"]
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_stage_this_machine_cannot_hold_is_an_error_not_a_hang(tmp_path):
+    config = tmp_path / "gpu.yaml"
+    config.write_text(SMALL_CONFIG.read_text() + "  model_actor_gpus: 1\n")  # a cluster setting, run locally
+    store = tmp_path / "store"
+    result = foldflow("predict", DEMO_FASTA, "--out", tmp_path / "out", "--config", config, "--store", store,
+                      "--run-id", "no-gpu")
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert result.returncode == 2 and len(errors) == 1, result.stderr
+    assert "model actors ask for CPU 1, GPU 1, but no node of this local Ray offers that" in errors[0]
+    status = foldflow("runs", "status", "no-gpu", "--store", store)
+    assert "run no-gpu: failed" in status.stdout and "error: model actors ask for" in status.stdout
+
+
 def test_skip_invalid_runs_the_rest_and_keeps_earlier_outputs(tmp_path):
     first = DEMO_FASTA.read_text().split(">")[1]
     mutated = "W" + SHORT_SEQUENCE[1:]

@@ -112,3 +112,7 @@ def test_the_model_compiles_once_per_bucket(run):
     assert worker["shapes_compiled"] == {"model_1_ptm": 2}, "one model program per bucket, not per length"
     assert worker["params_load_seconds"]["model_1_ptm"] > 0
     assert (table["xla_compile_seconds"] >= 0).all() and "xla_compiles" in table
+    assert set(table["model_worker"]) == {worker["pid"]}
+    loaded = table[table["params_load_seconds"] > 0]
+    assert len(loaded) == 1, "parameters load once per actor, on its first target"
+    assert loaded["params_load_seconds"].iloc[0] == worker["params_load_seconds"]["model_1_ptm"]

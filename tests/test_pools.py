@@ -7,7 +7,7 @@ import ray
 
 import foldflow
 from foldflow.config import RunConfig
-from foldflow.pipeline.pools import ActorPool, placement_options
+from foldflow.pipeline.pools import ActorPool, UnplaceableStageError, check_placeable, placement_options
 from foldflow.runs import RunBook
 from foldflow.store import Store
 from conftest import DEMO_FASTA
@@ -56,6 +56,19 @@ def test_placement_options():
         "memory": int(1.5 * 2**30)}
 
 
+def test_check_placeable_reads_resources_memory_and_labels():
+    nodes = [{"Alive": True, "Resources": {"CPU": 16.0, "memory": 64 * 2**30, "msa": 1.0}, "Labels": {"role": "msa"}},
+             {"Alive": True, "Resources": {"CPU": 8.0, "GPU": 1.0}, "Labels": {"role": "gpu"}},
+             {"Alive": False, "Resources": {"CPU": 8.0, "GPU": 4.0}, "Labels": {}}]
+    check_placeable("MSA", placement_options(4, resources={"msa": 1}, labels={"role": "msa"}, memory_gb=32), nodes)
+    check_placeable("model", placement_options(1, gpus=0.5, labels={"role": "gpu"}), nodes)
+    for stage, options in [("MSA", placement_options(4, memory_gb=128)),
+                           ("model", placement_options(1, gpus=2)),
+                           ("model", placement_options(1, gpus=1, labels={"role": "msa"}))]:
+        with pytest.raises(UnplaceableStageError, match=f"^{stage} actors ask for"):
+            check_placeable(stage, options, nodes)
+
+
 @pytest.mark.slow
 def test_model_pool_grows_when_features_wait(local_ray, tmp_path):
     config = RunConfig(store=str(tmp_path / "store"), plots=False,
@@ -66,3 +79,17 @@ def test_model_pool_grows_when_features_wait(local_ray, tmp_path):
     assert run.ok
     state = RunBook(Store(config.store)).state("grow")
     assert state["pools"]["model"]["started"] == 2, state["pools"]
+
+
+def test_a_run_on_a_shared_ray_leaves_no_actor_behind(local_ray, tmp_path):
+    """A notebook's Ray outlives the run: the run's actors must not keep holding CPUs, GPUs or nodes."""
+    config = RunConfig(store=str(tmp_path / "store"), plots=False,
+                       model={"names": ["simulated_device"], "simulated_device_seconds": 0.0},
+                       msa={"shards": 2, "shard_actor_cpus": 0.125},  # 3 databases x 2 shards
+                       pipeline={"progress": False, "msa_actor_cpus": 0.5, "model_actor_cpus": 0.5})
+    run = foldflow.predict(DEMO_FASTA, tmp_path / "out", config, run_id="no-leftovers")
+    assert run.ok
+    deadline = time.monotonic() + 30
+    while ray.available_resources().get("CPU", 0) < 2 and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert ray.available_resources().get("CPU", 0) == 2, "every actor of the run released its CPUs"

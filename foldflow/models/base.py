@@ -49,5 +49,8 @@ class Model(Protocol):
 
     name: str
     uses_random_params: bool
+    load_seconds: float  # reading (or creating) the parameters
+    initialised: bool  # parameters were created now (random init), not read
+    compiles: int  # input shapes compiled so far
 
     def predict(self, features: dict[str, np.ndarray], seed: int) -> Prediction: ...

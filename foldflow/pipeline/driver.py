@@ -26,7 +26,7 @@ import ray
 
 from foldflow.config import RunConfig
 from foldflow.outputs import TargetResult, write_target
-from foldflow.pipeline.pools import ActorPool, placement_options
+from foldflow.pipeline.pools import ActorPool, check_placeable, placement_options
 from foldflow.pipeline.workers import (ModelWorker, MsaWorker, PredictedTarget, PreparedTarget,
                                        start_shard_workers)
 from foldflow.runs import RunBook
@@ -72,7 +72,9 @@ class BatchDriver:
     """Runs one batch of targets of one run through resident actor pools."""
 
     def __init__(self, config: RunConfig, out_dir: Path, store_uri: str, book: RunBook, run_id: str,
-                 on_result: Callable[[TargetResult], None] = lambda result: None):
+                 on_result: Callable[[TargetResult], None] = lambda result: None, fixed_nodes: bool = False):
+        """``fixed_nodes``: the Ray's nodes never change (a local Ray): a stage that no node can
+        hold is an error now, instead of actors that wait forever for a node to appear."""
         self.config = config
         self.out_dir = out_dir
         self.book = book
@@ -81,6 +83,12 @@ class BatchDriver:
         p = config.pipeline
         msa_placement = placement_options(p.msa_actor_cpus, 0, p.msa_actor_resources, p.msa_actor_labels,
                                           p.msa_actor_memory_gb)
+        model_placement = placement_options(p.model_actor_cpus, p.model_actor_gpus, p.model_actor_resources,
+                                            p.model_actor_labels)
+        if fixed_nodes:
+            nodes = ray.nodes()
+            check_placeable("MSA", msa_placement, nodes)
+            check_placeable("model", model_placement, nodes)
         self.shard_workers = start_shard_workers(config.msa, msa_placement)
 
         def start_msa_worker():
@@ -90,9 +98,7 @@ class BatchDriver:
             return worker
 
         def start_model_worker():
-            return ModelWorker.options(
-                **placement_options(p.model_actor_cpus, p.model_actor_gpus, p.model_actor_resources,
-                                    p.model_actor_labels), **_ACTOR_OPTIONS).remote(config.model, store_uri)
+            return ModelWorker.options(**model_placement, **_ACTOR_OPTIONS).remote(config.model, store_uri)
 
         self.msa_pool = ActorPool("MSA", start_msa_worker, p.msa_actors, p.msa_actors_max or p.msa_actors,
                                   _MSA_CALLS_PER_WORKER, p.idle_timeout_s)
@@ -226,13 +232,18 @@ class BatchDriver:
         return {pool.name: {"started": pool.started, "removed": pool.removed, "now": len(pool.actors)}
                 for pool in (self.msa_pool, self.model_pool)}
 
-    def _cancel(self, unfinished: list[Target]) -> None:
-        """Stop running work now; finished targets keep their outputs and records."""
-        self.cancelled = True
+    def close(self) -> None:
+        """Stop every actor of this run now (on a shared Ray, e.g. from a notebook, they would
+        otherwise hold their CPUs, GPUs and nodes until Python happens to collect the driver)."""
         self.msa_pool.kill_all()
         self.model_pool.kill_all()
         for shard in (w for workers in self.shard_workers.values() for w in workers):
             ray.kill(shard, no_restart=True)
+
+    def _cancel(self, unfinished: list[Target]) -> None:
+        """Stop running work now; finished targets keep their outputs and records."""
+        self.cancelled = True
+        self.close()
         for target in unfinished:
             self._set(target, "cancelled")
 
@@ -254,7 +265,7 @@ class BatchDriver:
         spans = {**prepared.times.spans, **predicted.times.spans}
         model_timings = {k: v for p in predicted.predictions for k, v in p.timings.items()}
         timings = {**{k: e - s for k, (s, e) in spans.items()}, **model_timings,
-                   "xla_compile": predicted.compiles.seconds}
+                   "xla_compile": predicted.compiles.seconds, "params_load": predicted.params_load_seconds}
         folder = write_target(self.out_dir, target.id, prepared.alignments, predicted.predictions,
                               timings, self.config.model.uses_random_params, self.config.plots)
         best = max(predicted.predictions, key=lambda p: p.ranking_confidence)
@@ -268,6 +279,7 @@ class BatchDriver:
             msa_searches=computed.get("msa", 0), model_calls=computed.get("prediction", 0),
             cached=not computed, bucket=predicted.bucket, xla_compiles=predicted.compiles.compiles,
             xla_cache_hits=predicted.compiles.cache_hits, xla_compile_seconds=predicted.compiles.seconds,
+            params_load_seconds=predicted.params_load_seconds, model_worker=predicted.worker_pid,
             msa_node=prepared.node_id, model_node=predicted.node_id,
             timings={k: e - s for k, (s, e) in spans.items()}, stage_spans=spans,
             output_dir=str(folder)))

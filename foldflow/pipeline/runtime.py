@@ -10,13 +10,15 @@ import ray
 
 
 @contextlib.contextmanager
-def ray_session(address: str | None, log_to_driver: bool = False) -> Iterator[None]:
+def ray_session(address: str | None, log_to_driver: bool = False) -> Iterator[bool]:
     """Use Ray if it is already initialised; else start a local one (address None) or connect.
 
-    A local Ray started here is shut down on exit; the dashboard, if any, binds to 127.0.0.1.
+    Yields whether the Ray in use is a local one started here, whose nodes never
+    change (no autoscaler). A local Ray started here is shut down on exit; the
+    dashboard, if any, binds to 127.0.0.1.
     """
     if ray.is_initialized():
-        yield
+        yield False
         return
     if address is None:
         ray.init(include_dashboard=False, log_to_driver=log_to_driver, logging_level=logging.WARNING,
@@ -24,6 +26,6 @@ def ray_session(address: str | None, log_to_driver: bool = False) -> Iterator[No
     else:
         ray.init(address=address, log_to_driver=log_to_driver, logging_level=logging.WARNING)
     try:
-        yield
+        yield address is None
     finally:
         ray.shutdown()

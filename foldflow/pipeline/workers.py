@@ -53,6 +53,7 @@ class PredictedTarget:
     times: StageTimes
     bucket: int  # length the features were padded to
     compiles: CompileStats  # what XLA compiled (or loaded from its disk cache) for this target
+    params_load_seconds: float  # parameters loaded during this call (0 when every model was resident)
     worker_pid: int
     node_id: str
 
@@ -184,12 +185,14 @@ class ModelWorker:
         self.models: dict = {}
         self.cache = StepCache(Store(store_uri))
         self.compiles = CompileStats()
+        self.load_seconds_unreported = 0.0
 
     def _model(self, name: str):
         from foldflow.models import load_model
 
         if name not in self.models:
             self.models[name] = load_model(name, self.config)
+            self.load_seconds_unreported += self.models[name].load_seconds
         return self.models[name]
 
     def info(self) -> dict:
@@ -211,5 +214,6 @@ class ModelWorker:
                     lambda name=name: self._model(name).predict(features, self.config.prediction_seed))
                 for name in self.config.names]
         self.compiles.add(compiles)
+        load_seconds, self.load_seconds_unreported = self.load_seconds_unreported, 0.0
         return PredictedTarget(predictions, self.cache.take_counts(), StageTimes({"model": (start, time.time())}),
-                               pad_to, compiles, **_where())
+                               pad_to, compiles, load_seconds, **_where())
