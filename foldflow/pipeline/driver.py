@@ -34,8 +34,9 @@ from foldflow.targets import Target
 
 log = logging.getLogger("foldflow")
 
-# Calls queued per MSA actor, so it never waits for the driver between targets.
+# Calls queued per actor, so it never waits for the driver between targets.
 _MSA_CALLS_PER_WORKER = 2
+_MODEL_CALLS_PER_WORKER = 2
 _POLL_SECONDS = 1.0
 _ACTOR_OPTIONS = {"max_restarts": 3, "max_task_retries": 1}
 _LOST_ACTOR = (ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError,
@@ -98,12 +99,15 @@ class BatchDriver:
             return worker
 
         def start_model_worker():
-            return ModelWorker.options(**model_placement, **_ACTOR_OPTIONS).remote(config.model, store_uri)
+            worker = ModelWorker.options(**model_placement, **_ACTOR_OPTIONS).remote(config.model, store_uri)
+            worker.warm.remote()  # parameters load while the first MSAs are searched
+            return worker
 
         self.msa_pool = ActorPool("MSA", start_msa_worker, p.msa_actors, p.msa_actors_max or p.msa_actors,
                                   _MSA_CALLS_PER_WORKER, p.idle_timeout_s)
         self.model_pool = ActorPool("model", start_model_worker, p.model_actors,
-                                    p.model_actors_max or p.model_actors, 1, p.idle_timeout_s)
+                                    p.model_actors_max or p.model_actors, _MODEL_CALLS_PER_WORKER,
+                                    p.idle_timeout_s)
         self.attempts: dict[str, int] = {}
         self.warm_buckets: dict = {}
         self.workers_seen: dict[str, dict[int, str]] = {"msa": {}, "model": {}}

@@ -195,6 +195,11 @@ class ModelWorker:
             self.load_seconds_unreported += self.models[name].load_seconds
         return self.models[name]
 
+    def warm(self) -> None:
+        """Load every configured model's parameters now, while the MSA pool prepares the first features."""
+        for name in self.config.names:
+            self._model(name)
+
     def info(self) -> dict:
         return worker_info(
             params_load_seconds={m.name: m.load_seconds for m in self.models.values()},
