@@ -149,10 +149,11 @@ class RunBook:
         targets = self.targets(run_id)
         counts = Counter(record["status"] for record in targets.values())
         finished = sum(counts[s] for s in FINISHED_TARGET_STATES)
+        state = self.state(run_id)
         return {
             "run_id": run_id,
-            "state": self.state(run_id)["state"],
-            "error": self.state(run_id).get("error"),
+            "state": state["state"],
+            "error": state.get("error"),
             "created": manifest.created,
             "out_dir": manifest.out_dir,
             "input": manifest.input,
@@ -160,7 +161,7 @@ class RunBook:
             "counts": dict(sorted(counts.items())),
             "progress": finished / len(targets) if targets else 1.0,
             "cached": sum(1 for r in targets.values() if (r.get("result") or {}).get("cached")),
-            "model_workers": self.state(run_id).get("model_workers", []),
+            "model_workers": state.get("model_workers", []),
             "failures": {tid: r.get("error") for tid, r in sorted(targets.items())
                          if r["status"] in ("failed", "invalid")},
         }

@@ -39,7 +39,6 @@ def test_unreadable_input_exits_2(tmp_path, content):
     assert result.returncode == 2 and len(errors) == 1 and str(fasta) in errors[0]
 
 
-@pytest.mark.slow
 def test_missing_parameter_files_fail_before_anything_starts(tmp_path):
     empty = tmp_path / "params"
     empty.mkdir()
@@ -73,6 +72,7 @@ def test_a_stage_this_machine_cannot_hold_is_an_error_not_a_hang(tmp_path):
     assert "run no-gpu: failed" in status.stdout and "error: model actors ask for" in status.stdout
 
 
+@pytest.mark.slow
 def test_skip_invalid_runs_the_rest_and_keeps_earlier_outputs(tmp_path):
     first = DEMO_FASTA.read_text().split(">")[1]
     mutated = "W" + SHORT_SEQUENCE[1:]

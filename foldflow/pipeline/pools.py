@@ -52,6 +52,7 @@ def check_placeable(stage: str, options: dict, nodes: list[dict]) -> None:
         if all(have.get(name, 0) >= amount for name, amount in wanted.items()) \
                 and all(node.get("Labels", {}).get(key) == value for key, value in labels.items()):
             return
+
     def amount(name: str, value: float) -> str:
         return f"memory {value / 2**30:.1f} GiB" if name == "memory" else f"{name} {value:g}"
 
