@@ -8,8 +8,10 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from foldflow.config import RunConfig, default_config, dump_config, load_config
-from foldflow.outputs import RANDOM_PARAMS_WARNING, TargetResult, write_summary
+from foldflow.config import RunConfig, default_config, dump_config, load_config, validate_config
+from foldflow.errors import ConfigError, FoldflowError, RunExistsError
+from foldflow.outputs import RANDOM_PARAMS_WARNING, write_summary
+from foldflow.results import TargetResult
 from foldflow.runs import RunBook, RunManifest, check_run_id, new_run_id
 from foldflow.store import Store
 from foldflow.targets import InvalidTarget, load_targets
@@ -17,7 +19,7 @@ from foldflow.targets import InvalidTarget, load_targets
 log = logging.getLogger("foldflow")
 
 
-class InvalidInputError(ValueError):
+class InvalidInputError(FoldflowError, ValueError):
     """Some targets are invalid and ``skip_invalid`` is off; nothing was run."""
 
     def __init__(self, invalid: list[InvalidTarget]):
@@ -25,7 +27,7 @@ class InvalidInputError(ValueError):
         super().__init__("\n".join(bad.message() for bad in invalid))
 
 
-class SetupError(ValueError):
+class SetupError(FoldflowError, ValueError):
     """The run's databases or parameter files are missing; nothing was run."""
 
 
@@ -35,19 +37,25 @@ def check_local_setup(config: RunConfig) -> None:
     Runs on a cluster (``pipeline.address`` set) are not checked here: their paths
     need to exist on the worker nodes, not on the machine that starts the run.
     """
+    from foldflow.models import UnknownModelError, model_class
     from foldflow.models.params import ParamsNotFoundError, params_path
-    from foldflow.models.simulated import SIMULATED_DEVICE
+    from foldflow.msa.engine import engines_for
 
+    try:
+        engines = engines_for(config.msa)
+        classes = {name: model_class(name) for name in config.model.names}
+    except (UnknownModelError, ValueError) as error:
+        raise SetupError(str(error)) from None
     if config.pipeline.address is not None:
         return
     if config.model.params_dir is not None:
-        for name in (n for n in config.model.names if n != SIMULATED_DEVICE):
+        for name in (n for n, kind in classes.items() if kind.reads_params):
             try:
                 params_path(config.model.params_dir, name)
             except ParamsNotFoundError as error:
                 raise SetupError(f"parameters: {error}") from None
-    if not config.msa.require_precomputed:
-        for database in config.msa.databases:
+    for engine in engines:
+        for database in engine.databases():
             if not database.path.is_file():
                 raise SetupError(f"database '{database.name}': no file {database.path}")
 
@@ -75,11 +83,11 @@ class RunResult:
     @property
     def structures(self) -> dict[str, Path]:
         """Best-ranked PDB file of each predicted target."""
-        return {r.target_id: Path(r.output_dir) / "ranked_0.pdb" for r in self.results if r.status == "ok"}
+        return {r.target_id: Path(r.observed.output_dir) / "ranked_0.pdb" for r in self.results if r.status == "ok"}
 
     @property
     def scores(self) -> dict[str, dict[str, float | None]]:
-        return {r.target_id: {"mean_plddt": r.mean_plddt, "ptm": r.ptm}
+        return {r.target_id: {"mean_plddt": r.science.mean_plddt, "ptm": r.science.ptm}
                 for r in self.results if r.status == "ok"}
 
     def to_pandas(self):
@@ -120,7 +128,7 @@ def predict(fasta: str | Path, out: str | Path, config: RunConfig | str | Path |
     book = RunBook(Store(config.store))
     run_id = check_run_id(run_id) if run_id else new_run_id()
     if book.exists(run_id):
-        raise ValueError(f"run '{run_id}' already exists; resume it with `foldflow runs resume {run_id}`")
+        raise RunExistsError(f"run '{run_id}' already exists; resume it with `foldflow runs resume {run_id}`")
     out_dir = Path(out).resolve()
     manifest = book.create(run_id, str(Path(fasta).resolve()), str(out_dir), config.model_dump(mode="json"),
                            batch.targets, batch.invalid)
@@ -138,12 +146,17 @@ def resume(run_id: str, store: str | None = None) -> RunResult:
 
 
 def _execute(manifest: RunManifest, config: RunConfig, book: RunBook) -> RunResult:
-    from foldflow.pipeline.run import execute_run  # the only Ray-importing path
-
     out_dir = Path(manifest.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "config.yaml").write_text(dump_config(config))
-    results, cancelled = execute_run(manifest, config, book)
+    if config.pipeline.runner == "in_process":
+        from foldflow.sequential import execute_in_process
+
+        results, cancelled = execute_in_process(manifest, config, book)
+    else:
+        from foldflow.pipeline.run import execute_run  # the only Ray-importing path
+
+        results, cancelled = execute_run(manifest, config, book)
     invalid = manifest.invalid_objects()
     results += [TargetResult(target_id=bad.id, length=None, status="invalid", error=bad.error) for bad in invalid]
     table = write_summary(out_dir / "summary.parquet", results)
@@ -177,6 +190,26 @@ def apply_overrides(config: RunConfig, overrides: dict) -> RunConfig:
         for part in parents:
             node = node[part]
         if leaf not in node:
-            raise KeyError(f"unknown setting '{dotted}'")
+            raise ConfigError(f"unknown setting '{dotted}'")
         node[leaf] = value
-    return RunConfig.model_validate(data)
+    return validate_config(data, "overrides")
+
+
+def submit(fasta: str | Path, out: str | Path, address: str, config: str | Path | None = None,
+           run_id: str | None = None, python: str = "python", working_dir: str | Path = ".",
+           **overrides) -> tuple[str, str]:
+    """Submit a run to a Ray cluster as a Ray job; returns (run id, job id) at once.
+
+    ``address`` is the cluster's dashboard (``http://head:8265``). The job runs
+    ``foldflow predict`` with ``python`` in a copy of ``working_dir``; paths are
+    as the cluster sees them, and ``overrides`` are those of :func:`predict`
+    that have a command-line option (others go in the config file). The run id
+    (given or new) is also the job's submission id, so a run is never submitted
+    twice; ``run_status(run_id, store)`` follows it.
+    """
+    from foldflow.options import predict_args
+    from foldflow.pipeline.jobs import submit_run  # imports Ray
+
+    run_id = check_run_id(run_id) if run_id else new_run_id()
+    args = predict_args(fasta, out, config, overrides)
+    return run_id, submit_run(address, run_id, args, Path(working_dir).resolve(), python=python)

@@ -5,11 +5,69 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import traceback
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import TypeVar
 
 import click
 
-EXIT_OK, EXIT_TARGETS_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+from foldflow.errors import FoldflowError
+from foldflow.options import RUN_OPTIONS, OptionKind, overrides_from_values
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+Command = TypeVar("Command", bound=Callable)
+
+
+@contextmanager
+def _errors(verbose: bool) -> Iterator[None]:
+    """Every command's errors: foldflow's own (bad input or setup) exit 2, any other exit 1.
+
+    Each line of the message becomes an ``error:`` line on stderr; an unexpected
+    error also names its type, and ``-v`` adds its traceback.
+    """
+    try:
+        yield
+    except FoldflowError as error:
+        _echo_error(str(error))
+        sys.exit(EXIT_BAD_INPUT)
+    except Exception as error:
+        if verbose:
+            traceback.print_exc()
+        _echo_error(f"{type(error).__name__}: {error}")
+        sys.exit(EXIT_FAILED)
+
+
+def _echo_error(message: str) -> None:
+    for line in message.splitlines() or [""]:
+        click.echo(f"error: {line}", err=True)
+
+
+def _click_type(kind: OptionKind, local: bool) -> click.ParamType | type:
+    if kind == "int":
+        return int
+    if kind in ("file", "dir") and local:
+        return click.Path(exists=True, file_okay=kind == "file", dir_okay=kind == "dir", path_type=Path)
+    return str
+
+
+def run_options(local: bool) -> Callable[[Command], Command]:
+    """Add every option of :data:`foldflow.options.RUN_OPTIONS` to a command.
+
+    ``local``: paths must exist on this machine; otherwise they are taken as the cluster sees them.
+    """
+    def decorate(command: Command) -> Command:
+        for option in reversed(RUN_OPTIONS):
+            decls = [option.flag, *([option.short] if option.short else []), option.name]
+            parsing = {"is_flag": True, "default": None} if option.kind == "flag" \
+                else {"type": _click_type(option.kind, local)}
+            command = click.option(*decls, help=option.help, **parsing)(command)
+        return command
+    return decorate
+
+
+_verbose_option = click.option("--verbose", "-v", is_flag=True, help="More log output; tracebacks of errors.")
 
 
 @click.group()
@@ -21,42 +79,17 @@ def main() -> None:
 @main.command()
 @click.argument("fasta", type=click.Path(path_type=Path))
 @click.option("--out", "-o", type=click.Path(path_type=Path), required=True, help="Output directory.")
-@click.option("--config", "-c", "config_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="YAML settings (see configs/). Default: bundled mini databases, random parameters.")
 @click.option("--address", help="Ray cluster to use: 'auto' or 'ray://host:10001'. Default: start a local Ray.")
-@click.option("--params", "params_dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
-              help="Folder with AlphaFold's params_model_*.npz. Default: random parameters (not meaningful).")
-@click.option("--msa-dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
-              help="Precomputed MSAs: DIR/<target>/*.sto|*.a3m or DIR/<target>.a3m.")
-@click.option("--models", help="Comma-separated model names, e.g. model_1_ptm,model_2_ptm.")
-@click.option("--num-recycle", type=int, help="Recycling iterations.")
-@click.option("--max-length", type=int, help="Longest sequence accepted.")
-@click.option("--run-id", help="Name this run (default: a new timestamped id).")
-@click.option("--store", help="Store for step results and run records: a path or URI (s3://...).")
-@click.option("--skip-invalid", is_flag=True, default=None,
-              help="Run the valid targets and list the invalid ones in the summary.")
-@click.option("--no-progress", is_flag=True, help="No progress bar.")
-@click.option("--verbose", "-v", is_flag=True, help="More log output.")
-def predict(fasta: Path, out: Path, config_path: Path | None, address: str | None, params_dir: Path | None,
-            msa_dir: Path | None, models: str | None, num_recycle: int | None, max_length: int | None,
-            run_id: str | None, store: str | None, skip_invalid: bool | None, no_progress: bool,
-            verbose: bool) -> None:
+@run_options(local=True)
+@_verbose_option
+def predict(fasta: Path, out: Path, address: str | None, verbose: bool, **values) -> None:
     """Predict structures for every record of FASTA (a file or a directory of FASTA files)."""
     _setup_logging(verbose)
-    from foldflow.api import InvalidInputError, predict as run_predict
-    from foldflow.targets import InputError
+    from foldflow.api import predict as run_predict
 
-    overrides = {
-        "pipeline.address": address, "model.params_dir": params_dir, "msa.precomputed_dir": msa_dir,
-        "model.names": models.split(",") if models else None, "model.num_recycle": num_recycle,
-        "max_length": max_length, "skip_invalid": skip_invalid, "store": store,
-        "pipeline.progress": False if no_progress else None,
-    }
-    try:
-        run = run_predict(fasta, out, config_path, run_id=run_id, **overrides)
-    except (InputError, InvalidInputError, ValueError) as error:
-        click.echo(f"error: {error}".replace("\n", "\nerror: "), err=True)
-        sys.exit(EXIT_BAD_INPUT)
+    with _errors(verbose):
+        run = run_predict(fasta, out, values["config"], run_id=values["run_id"],
+                          **{"pipeline.address": address, **overrides_from_values(values)})
     _report(run)
 
 
@@ -66,58 +99,47 @@ def _setup_logging(verbose: bool) -> None:
 
 def _report(run) -> None:
     ok = sum(r.status == "ok" for r in run.results)
-    cached = sum(r.cached for r in run.results)
+    cached = sum(r.observed.cached for r in run.results)
     state = " (cancelled)" if run.cancelled else ""
     click.echo(f"run {run.run_id}{state}: {ok}/{len(run.results)} targets predicted ({cached} from the store); "
                f"summary: {run.out_dir / 'summary.parquet'}")
     for bad in run.failed:
         click.echo(f"  {bad.status}: {bad.target_id}: {bad.error}", err=True)
-    sys.exit(EXIT_OK if run.ok else EXIT_TARGETS_FAILED)
+    sys.exit(EXIT_OK if run.ok else EXIT_FAILED)
 
 
 @main.command()
 @click.argument("fasta")
-@click.option("--address", required=True, help="Ray dashboard of the cluster, e.g. http://127.0.0.1:8265.")
 @click.option("--out", "-o", required=True, help="Output directory, as the cluster sees it.")
-@click.option("--config", "-c", "config_path", help="YAML settings, as the cluster sees it.")
-@click.option("--run-id", help="Name this run (default: a new timestamped id); also the job's submission id.")
-@click.option("--store", help="Store path or URI that the cluster writes to (s3://... on most clusters).")
-@click.option("--params", "params_dir", help="Folder with AlphaFold's params_model_*.npz, on the cluster.")
-@click.option("--msa-dir", help="Precomputed MSAs, on the cluster.")
-@click.option("--skip-invalid", is_flag=True, help="Run the valid targets and list the invalid ones.")
+@click.option("--address", required=True, help="Ray dashboard of the cluster, e.g. http://127.0.0.1:8265.")
+@run_options(local=False)
 @click.option("--python", "python", default="python", show_default=True,
               help="Python on the cluster that has foldflow installed.")
 @click.option("--wait", is_flag=True, help="Wait for the job to end; exit 0 only if it succeeded.")
-def submit(fasta: str, address: str, out: str, config_path: str | None, run_id: str | None, store: str | None,
-           params_dir: str | None, msa_dir: str | None, skip_invalid: bool, python: str, wait: bool) -> None:
+@_verbose_option
+def submit(fasta: str, out: str, address: str, python: str, wait: bool, verbose: bool, **values) -> None:
     """Submit a run as a Ray job (Ray Jobs API), with this folder as its working directory.
 
+    Takes every option of `predict`; paths are as the cluster sees them. The
+    run id is also the job's submission id, so a run is never submitted twice.
     Prints the run id; `foldflow runs status RUN --store STORE` follows it from
     anywhere that reaches the store.
     """
-    from foldflow.pipeline.jobs import submit_run, wait_for_job
-    from foldflow.runs import check_run_id, new_run_id
+    _setup_logging(verbose)
+    from foldflow.api import submit as submit_run
 
-    run_id = check_run_id(run_id) if run_id else new_run_id()
-    args = [fasta, "--out", out]
-    for flag, value in (("--config", config_path), ("--store", store), ("--params", params_dir),
-                        ("--msa-dir", msa_dir)):
-        if value:
-            args += [flag, value]
-    if skip_invalid:
-        args.append("--skip-invalid")
-    try:
-        job_id = submit_run(address, run_id, args, Path.cwd(), python=python)
-    except (RuntimeError, ConnectionError) as error:  # e.g. a job with this run id exists already
-        click.echo(f"error: run {run_id}: {str(error).splitlines()[0]}", err=True)
-        sys.exit(EXIT_BAD_INPUT)
-    click.echo(f"run {run_id} submitted as Ray job {job_id} to {address}")
-    if wait:
-        status, logs = wait_for_job(address, job_id)
-        click.echo(f"job {job_id}: {status}")
-        if status != "SUCCEEDED":
-            click.echo(logs[-4000:], err=True)
-            sys.exit(EXIT_TARGETS_FAILED)
+    with _errors(verbose):
+        run_id, job_id = submit_run(fasta, out, address, values["config"], values["run_id"], python=python,
+                                    **overrides_from_values(values))
+        click.echo(f"run {run_id} submitted as Ray job {job_id} to {address}")
+        if wait:
+            from foldflow.pipeline.jobs import wait_for_job
+
+            status, logs = wait_for_job(address, job_id)
+            click.echo(f"job {job_id}: {status}")
+            if status != "SUCCEEDED":
+                click.echo(logs[-4000:], err=True)
+                sys.exit(EXIT_FAILED)
 
 
 _store_option = click.option("--store", help="Store path or URI (default: the cache folder's store).")
@@ -130,11 +152,14 @@ def runs() -> None:
 
 @runs.command("list")
 @_store_option
-def runs_list(store: str | None) -> None:
+@_verbose_option
+def runs_list(store: str | None, verbose: bool) -> None:
     """One line per run: id, state, progress, where its outputs are."""
     from foldflow.api import list_runs
 
-    for status in list_runs(store):
+    with _errors(verbose):
+        statuses = list_runs(store)
+    for status in statuses:
         counts = " ".join(f"{k}={v}" for k, v in status["counts"].items())
         click.echo(f"{status['run_id']}\t{status['state']}\t{status['progress']:.0%}\t{counts}\t{status['out_dir']}")
 
@@ -143,16 +168,13 @@ def runs_list(store: str | None) -> None:
 @click.argument("run_id")
 @_store_option
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def runs_status(run_id: str, store: str | None, as_json: bool) -> None:
+@_verbose_option
+def runs_status(run_id: str, store: str | None, as_json: bool, verbose: bool) -> None:
     """Where a run stands: state, targets per stage, failures with reasons."""
     from foldflow.api import run_status
-    from foldflow.runs import RunNotFoundError
 
-    try:
+    with _errors(verbose):
         status = run_status(run_id, store)
-    except RunNotFoundError as error:
-        click.echo(f"error: {error}", err=True)
-        sys.exit(EXIT_BAD_INPUT)
     if as_json:
         click.echo(json.dumps(status, indent=1))
         return
@@ -174,32 +196,25 @@ def runs_status(run_id: str, store: str | None, as_json: bool) -> None:
 @runs.command("resume")
 @click.argument("run_id")
 @_store_option
-@click.option("--verbose", "-v", is_flag=True)
+@_verbose_option
 def runs_resume(run_id: str, store: str | None, verbose: bool) -> None:
     """Finish a crashed or cancelled run; finished work is not redone."""
     _setup_logging(verbose)
     from foldflow.api import resume
-    from foldflow.runs import RunNotFoundError
 
-    try:
+    with _errors(verbose):
         run = resume(run_id, store)
-    except RunNotFoundError as error:
-        click.echo(f"error: {error}", err=True)
-        sys.exit(EXIT_BAD_INPUT)
     _report(run)
 
 
 @runs.command("cancel")
 @click.argument("run_id")
 @_store_option
-def runs_cancel(run_id: str, store: str | None) -> None:
+@_verbose_option
+def runs_cancel(run_id: str, store: str | None, verbose: bool) -> None:
     """Stop a running run: running work stops, finished work stays."""
     from foldflow.api import cancel
-    from foldflow.runs import RunNotFoundError
 
-    try:
+    with _errors(verbose):
         cancel(run_id, store)
-    except RunNotFoundError as error:
-        click.echo(f"error: {error}", err=True)
-        sys.exit(EXIT_BAD_INPUT)
     click.echo(f"cancel requested for run {run_id}; `foldflow runs resume {run_id}` finishes it later")

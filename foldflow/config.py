@@ -12,7 +12,9 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from foldflow.errors import ConfigError
 
 BUNDLED_DB_DIR = Path(str(resources.files("foldflow") / "resources" / "db"))
 # Random-init parameters and the XLA compilation cache live here; FOLDFLOW_CACHE_DIR moves it.
@@ -56,6 +58,10 @@ def bundled_databases() -> list[DatabaseConfig]:
 class MsaConfig(_Strict):
     """MSA search: jackhmmer (pyhmmer) with AlphaFold 2.3's thresholds, or precomputed files."""
 
+    # The search engine (foldflow.msa.engine): "pyhmmer" (databases resident in each MSA actor) or
+    # "pyhmmer_sharded" (each database held as `shards` shard actors).
+    engine: str = "pyhmmer"
+
     databases: list[DatabaseConfig] = Field(default_factory=bundled_databases)
     iterations: int = Field(default=1, ge=1)
     e_value: float = 1e-4
@@ -64,13 +70,19 @@ class MsaConfig(_Strict):
     filter_f2: float = 5e-5
     filter_f3: float = 5e-7
     cpus_per_search: int = Field(default=1, ge=1)
-    # Each database held as this many shards, one resident actor each (a database too big for one
-    # node); hits and MSAs are those of one search over the whole database.
+    # With engine "pyhmmer_sharded": each database held as this many shards, one resident actor each
+    # (a database too big for one node); hits and MSAs are those of one search over the whole database.
     shards: int = Field(default=1, ge=1)
     shard_actor_cpus: float = Field(default=0.0, ge=0)
     precomputed_dir: Path | None = None
     require_precomputed: bool = False
     deduplicate: bool = True
+
+    @model_validator(mode="after")
+    def _shards_need_the_sharded_engine(self) -> MsaConfig:
+        if self.shards > 1 and self.engine != "pyhmmer_sharded":
+            raise ValueError(f"msa.shards: {self.shards} needs msa.engine: pyhmmer_sharded (engine is '{self.engine}')")
+        return self
 
 
 class ModelConfig(_Strict):
@@ -87,8 +99,6 @@ class ModelConfig(_Strict):
     # Each target is padded to the next bucket, so XLA compiles once per bucket, not per length.
     # An empty list pads nothing (one compile per distinct length).
     bucket_lengths: list[int] = Field(default_factory=lambda: list(DEFAULT_BUCKETS))
-    # Only for the model named "simulated_device" (orchestration benchmarks; predicts nothing).
-    simulated_device_seconds: float = Field(default=1.0, ge=0)
     cache_dir: Path = DEFAULT_CACHE_DIR
 
     @property
@@ -104,6 +114,9 @@ class PipelineConfig(_Strict):
     """How the Ray pipeline is laid out."""
 
     address: str | None = None
+    # "ray": the actor pools (local Ray or --address); "in_process": one target after the other in
+    # this process, no Ray (debugging, a notebook that wants a few targets now).
+    runner: Literal["ray", "in_process"] = "ray"
     # Pools: each starts with (and keeps at least) *_actors actors and grows up to *_actors_max
     # while work waits for it; actors idle for idle_timeout_s above the minimum are removed.
     msa_actors: int = Field(default=1, ge=1)
@@ -113,12 +126,13 @@ class PipelineConfig(_Strict):
     idle_timeout_s: float = Field(default=60.0, ge=0)
     # Placement: what each actor asks of its node. Custom resources (e.g. {msa: 1}) and node labels
     # (e.g. {role: msa}) keep MSA actors on MSA nodes and model actors on GPU nodes of a cluster.
-    msa_actor_cpus: float = Field(default=1.0, ge=0)
+    # None: what the MSA engine / the models declare (foldflow.compute.Resources).
+    msa_actor_cpus: float | None = Field(default=None, ge=0)
     msa_actor_memory_gb: float | None = Field(default=None, gt=0)
     msa_actor_resources: dict[str, float] = Field(default_factory=dict)
     msa_actor_labels: dict[str, str] = Field(default_factory=dict)
-    model_actor_cpus: float = Field(default=1.0, ge=0)
-    model_actor_gpus: float = Field(default=0.0, ge=0)
+    model_actor_cpus: float | None = Field(default=None, ge=0)
+    model_actor_gpus: float | None = Field(default=None, ge=0)
     model_actor_resources: dict[str, float] = Field(default_factory=dict)
     model_actor_labels: dict[str, str] = Field(default_factory=dict)
     max_in_flight: int = Field(default=4, ge=1)
@@ -143,23 +157,50 @@ def default_config() -> RunConfig:
 
 
 def load_config(path: Path | str | None) -> RunConfig:
-    """Read a YAML file into a RunConfig; relative paths in it are taken from the file's folder."""
+    """Read a YAML file into a RunConfig; relative paths in it are taken from the file's folder.
+
+    Raises ConfigError, one line per problem, when the file cannot be read or its settings are not valid.
+    """
     if path is None:
         return default_config()
     path = Path(path)
-    data = yaml.safe_load(path.read_text()) or {}
-    config = RunConfig.model_validate(data)
-    return _resolve_relative_paths(config, path.parent)
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except OSError as error:
+        raise ConfigError(f"config {path}: {error.strerror or error}") from None
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f", line {mark.line + 1}" if mark else ""
+        raise ConfigError(f"config {path}{where}: not valid YAML: {getattr(error, 'problem', None) or error}") \
+            from None
+    return _resolve_relative_paths(validate_config(data, f"config {path}"), path.parent)
+
+
+def validate_config(data: object, source: str) -> RunConfig:
+    """``data`` as a RunConfig, or a ConfigError with one ``<source>: <setting>: <problem>`` line per problem."""
+    try:
+        return RunConfig.model_validate(data)
+    except ValidationError as error:
+        problems = (f"{source}: {'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg']}" for e in error.errors())
+        raise ConfigError("\n".join(problems)) from None
 
 
 def _resolve_relative_paths(config: RunConfig, base: Path) -> RunConfig:
+    """Relative paths set in the file (``~`` expanded) are taken from ``base``; defaults stay as they are."""
     def resolve(p: Path | None) -> Path | None:
-        return p if p is None or p.is_absolute() else (base / p).resolve()
+        if p is None:
+            return None
+        p = p.expanduser()
+        return p if p.is_absolute() else (base / p).resolve()
 
     for db in config.msa.databases:
         db.path = resolve(db.path)
     config.msa.precomputed_dir = resolve(config.msa.precomputed_dir)
     config.model.params_dir = resolve(config.model.params_dir)
+    if "cache_dir" in config.model.model_fields_set:
+        config.model.cache_dir = resolve(config.model.cache_dir)
+    if "store" in config.model_fields_set and "://" not in config.store:
+        config.store = str(resolve(Path(config.store)))
     return config
 
 

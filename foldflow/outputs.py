@@ -15,7 +15,6 @@ import os
 import shutil
 import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -25,42 +24,12 @@ from alphafold.common import protein
 
 from foldflow.models.base import Prediction
 from foldflow.msa.alignment import Alignment
+from foldflow.results import TargetResult, summary_table
 
 RANDOM_PARAMS_WARNING = (
     "WARNING: predicted with RANDOM parameters (no --params given): "
     "these structures and scores are NOT meaningful."
 )
-
-
-@dataclass
-class TargetResult:
-    """What the summary table records about one target."""
-
-    target_id: str
-    length: int | None
-    status: str  # "ok", "failed" or "invalid"
-    error: str | None = None
-    sequence_hash: str | None = None
-    msa_source: str | None = None  # "search" or "precomputed"
-    msa_depths: dict[str, int] = field(default_factory=dict)
-    feature_msa_depth: int | None = None
-    best_model: str | None = None
-    mean_plddt: float | None = None
-    ptm: float | None = None
-    msa_searches: int = 0  # MSA searches run for this target (0 when the store had them)
-    model_calls: int = 0  # model predictions run for this target (0 when the store had them)
-    cached: bool = False  # every step came from the store
-    bucket: int | None = None  # length the model padded the target to
-    xla_compiles: int = 0  # XLA programs built for this target (0 once its bucket is compiled)
-    xla_cache_hits: int = 0  # XLA programs loaded from the persistent compilation cache
-    xla_compile_seconds: float = 0.0
-    params_load_seconds: float = 0.0  # parameters loaded for this target (a model's first use on its actor)
-    model_worker: int | None = None  # pid of the model actor, to group the XLA and load figures per actor
-    msa_node: str | None = None  # Ray node ids of the actors that did the work
-    model_node: str | None = None
-    timings: dict[str, float] = field(default_factory=dict)  # seconds per stage
-    stage_spans: dict[str, tuple[float, float]] = field(default_factory=dict)  # epoch start, end
-    output_dir: str | None = None
 
 
 def to_protein(prediction: Prediction) -> protein.Protein:
@@ -172,47 +141,8 @@ def write_target(out_dir: Path, target_id: str, alignments: Sequence[Alignment],
     return final
 
 
-SUMMARY_FIELDS = [
-    ("target_id", pa.string()), ("length", pa.int32()), ("status", pa.string()), ("error", pa.string()),
-    ("sequence_hash", pa.string()), ("msa_source", pa.string()), ("model", pa.string()), ("mean_plddt", pa.float64()),
-    ("ptm", pa.float64()), ("msa_depth", pa.int32()), ("msa_searches", pa.int32()),
-    ("model_calls", pa.int32()), ("cached", pa.bool_()), ("bucket", pa.int32()), ("xla_compiles", pa.int32()),
-    ("xla_cache_hits", pa.int32()), ("xla_compile_seconds", pa.float64()), ("params_load_seconds", pa.float64()),
-    ("model_worker", pa.int64()), ("msa_node", pa.string()),
-    ("model_node", pa.string()), ("output_dir", pa.string()),
-]
-
-
-def summary_table(results: Sequence[TargetResult]) -> pa.Table:
-    """One row per target; MSA depth per database, seconds and epoch start/end per stage as extra columns."""
-    databases = sorted({db for r in results for db in r.msa_depths})
-    stages = sorted({stage for r in results for stage in r.timings})
-    columns: dict[str, list] = {name: [] for name, _ in SUMMARY_FIELDS}
-    for r in results:
-        row = {"target_id": r.target_id, "length": r.length, "status": r.status, "error": r.error,
-               "sequence_hash": r.sequence_hash, "msa_source": r.msa_source, "model": r.best_model, "mean_plddt": r.mean_plddt,
-               "ptm": r.ptm, "msa_depth": r.feature_msa_depth, "msa_searches": r.msa_searches,
-               "model_calls": r.model_calls, "cached": r.cached, "bucket": r.bucket,
-               "xla_compiles": r.xla_compiles, "xla_cache_hits": r.xla_cache_hits,
-               "xla_compile_seconds": r.xla_compile_seconds, "params_load_seconds": r.params_load_seconds,
-               "model_worker": r.model_worker, "msa_node": r.msa_node,
-               "model_node": r.model_node, "output_dir": r.output_dir}
-        for name in columns:
-            columns[name].append(row[name])
-    arrays = {name: pa.array(columns[name], type=kind) for name, kind in SUMMARY_FIELDS}
-    for db in databases:
-        arrays[f"msa_depth_{db}"] = pa.array([r.msa_depths.get(db) for r in results], type=pa.int32())
-    for stage in stages:
-        arrays[f"seconds_{stage}"] = pa.array([r.timings.get(stage) for r in results], type=pa.float64())
-    for stage in sorted({stage for r in results for stage in r.stage_spans}):
-        for i, edge in enumerate(("started", "ended")):
-            arrays[f"{edge}_{stage}"] = pa.array(
-                [r.stage_spans[stage][i] if stage in r.stage_spans else None for r in results],
-                type=pa.float64())
-    return pa.table(arrays)
-
-
 def write_summary(path: Path, results: Sequence[TargetResult]) -> pa.Table:
+    """The run's summary table (columns declared in :mod:`foldflow.results`), written atomically."""
     table = summary_table(results)
     tmp = path.with_suffix(".parquet.tmp")
     pq.write_table(table, tmp)

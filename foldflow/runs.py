@@ -18,8 +18,10 @@ import time
 import uuid
 from collections import Counter
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
-from foldflow.outputs import TargetResult
+from foldflow.errors import FoldflowError, InvalidRunIdError
+from foldflow.results import TargetResult
 from foldflow.store import Store
 from foldflow.targets import InvalidTarget, Target, safe_target_id
 
@@ -27,7 +29,7 @@ RUN_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 FINISHED_TARGET_STATES = ("ok", "failed", "invalid")
 
 
-class RunNotFoundError(LookupError):
+class RunNotFoundError(FoldflowError, LookupError):
     pass
 
 
@@ -47,7 +49,7 @@ def new_run_id() -> str:
 
 def check_run_id(run_id: str) -> str:
     if not RUN_ID_PATTERN.match(run_id):
-        raise ValueError(f"run id '{run_id}': use letters, digits, '.', '_' or '-' (at most 128)")
+        raise InvalidRunIdError(f"run id '{run_id}': use letters, digits, '.', '_' or '-' (at most 128)")
     return run_id
 
 
@@ -128,7 +130,15 @@ class RunBook:
         return {record["target_id"]: record for record in records if record}
 
     def finished_result(self, record: dict) -> TargetResult | None:
-        return TargetResult(**record["result"]) if record.get("result") else None
+        return TargetResult.from_record(record["result"]) if record.get("result") else None
+
+    def split_finished(self, manifest: RunManifest) -> tuple[dict[str, TargetResult], list[Target]]:
+        """(results of targets already ok whose output folder exists, the targets still to run)."""
+        states = self.targets(manifest.run_id)
+        out_dir = Path(manifest.out_dir)
+        finished = {t.id: self.finished_result(states[t.id]) for t in manifest.target_objects()
+                    if states.get(t.id, {}).get("status") == "ok" and (out_dir / t.id).is_dir()}
+        return finished, [t for t in manifest.target_objects() if t.id not in finished]
 
     def request_cancel(self, run_id: str) -> None:
         self.manifest(run_id)  # raises for an unknown run
@@ -160,7 +170,7 @@ class RunBook:
             "targets": len(targets),
             "counts": dict(sorted(counts.items())),
             "progress": finished / len(targets) if targets else 1.0,
-            "cached": sum(1 for r in targets.values() if (r.get("result") or {}).get("cached")),
+            "cached": sum(1 for r in targets.values() if ((r.get("result") or {}).get("observed") or {}).get("cached")),
             "model_workers": state.get("model_workers", []),
             "failures": {tid: r.get("error") for tid, r in sorted(targets.items())
                          if r["status"] in ("failed", "invalid")},

@@ -35,12 +35,13 @@ def database_fingerprint(db: DatabaseConfig) -> str:
     return f"{db.path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
 
 
-def search_key(query_id: str, sequence: str, db: DatabaseConfig, msa: MsaConfig) -> str:
+def search_key(sequence: str, db: DatabaseConfig, msa: MsaConfig, engine: str, engine_version: str) -> str:
+    """Key of one search: the sequence, never the target's name (stored alignments use a neutral name)."""
     settings = msa.model_dump(include={"iterations", "e_value", "inclusion_e_value",
                                        "filter_f1", "filter_f2", "filter_f3"})
-    return content_key("msa", query_id=query_id, sequence=sequence, database=db.name, fingerprint=database_fingerprint(db),
-                       max_hits=db.max_hits, settings=settings,
-                       versions={"pyhmmer": VERSIONS["pyhmmer"], "alphafold": VERSIONS["alphafold-colabfold"]})
+    return content_key("msa", sequence=sequence, database=db.name, fingerprint=database_fingerprint(db),
+                       max_hits=db.max_hits, settings=settings, engine=engine,
+                       versions={engine: engine_version, "alphafold": VERSIONS["alphafold-colabfold"]})
 
 
 def alignment_content_key(alignment: Alignment) -> str:
@@ -49,8 +50,9 @@ def alignment_content_key(alignment: Alignment) -> str:
                        text=hashlib.sha256(alignment.text.encode()).hexdigest())
 
 
-def features_key(sequence: str, description: str, alignment_keys: list[str], deduplicate: bool) -> str:
-    return content_key("features", sequence=sequence, description=description, msas=alignment_keys,
+def features_key(sequence: str, alignment_keys: list[str], deduplicate: bool) -> str:
+    """Key of the features: the sequence and its alignments' keys (features carry no display name)."""
+    return content_key("features", sequence=sequence, msas=alignment_keys,
                        deduplicate=deduplicate,
                        versions={"foldflow": VERSIONS["foldflow"], "alphafold": VERSIONS["alphafold-colabfold"]})
 
@@ -65,10 +67,10 @@ def params_fingerprint(model_name: str, settings: ModelConfig) -> str:
     return f"{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
 
 
-def prediction_key(features: str, model_name: str, settings: ModelConfig, pad_to: int) -> str:
+def prediction_key(features: str, model_name: str, model_version: str, settings: ModelConfig, pad_to: int) -> str:
     model_settings = settings.model_dump(include={"prediction_seed", "num_recycle", "max_msa_clusters",
                                                   "max_extra_msa", "bfloat16"})
-    return content_key("prediction", features=features, model=model_name,
+    return content_key("prediction", features=features, model=model_name, model_version=model_version,
                        params=params_fingerprint(model_name, settings), settings=model_settings, pad_to=pad_to,
                        versions={"alphafold": VERSIONS["alphafold-colabfold"], "jax": VERSIONS["jax"]})
 

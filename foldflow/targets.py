@@ -15,6 +15,8 @@ from pathlib import Path
 
 from Bio.SeqIO.FastaIO import SimpleFastaParser
 
+from foldflow.errors import FoldflowError
+
 AMINO_ACIDS = frozenset("ACDEFGHIKLMNPQRSTVWYX")
 NUCLEOTIDES = frozenset("ACGTUN")
 FASTA_SUFFIXES = (".fasta", ".fa", ".faa", ".fas")
@@ -22,7 +24,7 @@ _UNSAFE_CHARS = re.compile(r"[^A-Za-z0-9._-]+")
 _MIN_NUCLEOTIDE_CHECK_LENGTH = 10
 
 
-class InputError(ValueError):
+class InputError(FoldflowError, ValueError):
     """The input as a whole cannot be read (missing, empty, binary, no FASTA)."""
 
 

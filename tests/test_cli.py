@@ -4,10 +4,16 @@ import os
 import subprocess
 import sys
 
+import types
+
 import pyarrow.parquet as pq
 import pytest
+from click.testing import CliRunner
 
 from conftest import DATA, DEMO_FASTA
+from foldflow import api, cli
+from foldflow.errors import FoldflowError
+from foldflow.options import overrides_from_values, predict_args
 from test_msa import SHORT_SEQUENCE
 
 SMALL_CONFIG = DATA / "small.yaml"
@@ -70,6 +76,78 @@ def test_a_stage_this_machine_cannot_hold_is_an_error_not_a_hang(tmp_path):
     assert "model actors ask for CPU 1, GPU 1, but no node of this local Ray offers that" in errors[0]
     status = foldflow("runs", "status", "no-gpu", "--store", store)
     assert "run no-gpu: failed" in status.stdout and "error: model actors ask for" in status.stdout
+
+
+def run_cli(*args):
+    return CliRunner().invoke(cli.main, list(map(str, args)))
+
+
+def error_lines(result) -> list[str]:
+    return [line for line in result.stderr.splitlines() if line.startswith("error:")]
+
+
+def test_an_unexpected_error_in_a_run_exits_1_not_2(tmp_path, monkeypatch):
+    def predict(*args, **kwargs):
+        raise ValueError("boom\nsecond line")
+
+    monkeypatch.setattr(api, "predict", predict)
+    result = run_cli("predict", DEMO_FASTA, "--out", tmp_path / "out")
+    assert result.exit_code == 1 and error_lines(result) == ["error: ValueError: boom", "error: second line"]
+    assert "Traceback" not in result.stderr
+    verbose = run_cli("predict", DEMO_FASTA, "--out", tmp_path / "out", "-v")
+    assert verbose.exit_code == 1 and "Traceback" in verbose.stderr
+
+
+def test_a_foldflow_error_exits_2_one_line_per_problem(tmp_path, monkeypatch):
+    def predict(*args, **kwargs):
+        raise FoldflowError("first problem\nsecond problem")
+
+    monkeypatch.setattr(api, "predict", predict)
+    result = run_cli("predict", DEMO_FASTA, "--out", tmp_path / "out")
+    assert result.exit_code == 2 and error_lines(result) == ["error: first problem", "error: second problem"]
+
+
+def test_a_bad_config_file_exits_2_naming_each_problem(tmp_path):
+    config = tmp_path / "bad.yaml"
+    config.write_text("model:\n  num_recycles: 3\nmax_length: 0\n")
+    result = run_cli("predict", DEMO_FASTA, "--out", tmp_path / "out", "--config", config)
+    assert result.exit_code == 2, result.output
+    assert error_lines(result) == [f"error: config {config}: model.num_recycles: Extra inputs are not permitted",
+                                   f"error: config {config}: max_length: Input should be greater than or equal to 1"]
+
+
+def test_submit_takes_every_option_of_predict():
+    def options(command) -> set[str]:
+        return {flag for param in command.params for flag in param.opts if flag.startswith("-")}
+
+    predict, submit = options(cli.predict), options(cli.submit)
+    assert predict <= submit, "--address is the Ray cluster for predict, the dashboard for submit"
+    assert submit - predict == {"--python", "--wait"}
+
+
+def test_submitted_predict_args_make_the_same_run(monkeypatch):
+    args = ["in.fasta", "--out", "out", "--config", "c.yaml", "--params", "p", "--msa-dir", "m",
+            "--models", "model_1_ptm,model_2_ptm", "--num-recycle", "3", "--max-length", "900",
+            "--store", "s3://bucket/store", "--skip-invalid", "--no-progress"]
+    values = cli.submit.make_context("submit", [*args, "--address", "http://head:8265"]).params
+    overrides = overrides_from_values(values)
+    assert overrides["model.names"] == ["model_1_ptm", "model_2_ptm"] and overrides["pipeline.progress"] is False
+    assert predict_args("in.fasta", "out", "c.yaml", overrides) == args
+
+    submitted = {}
+    jobs = types.SimpleNamespace(submit_run=lambda address, run_id, predict_args, working_dir, python:
+                                 submitted.update(args=predict_args, python=python) or f"foldflow-{run_id}")
+    monkeypatch.setitem(sys.modules, "foldflow.pipeline.jobs", jobs)  # no Ray
+    run_id, job_id = api.submit("in.fasta", "out", "http://head:8265", "c.yaml", "r1", python="py",
+                                         **overrides)
+    assert (run_id, job_id) == ("r1", "foldflow-r1") and submitted == {"args": args, "python": "py"}
+
+
+def test_overrides_without_a_command_line_option_are_refused():
+    with pytest.raises(FoldflowError, match="setting 'msa.iterations' has no command-line option"):
+        predict_args("in.fasta", "out", overrides={"msa.iterations": 3})
+    with pytest.raises(FoldflowError, match="pipeline.progress: only False"):
+        predict_args("in.fasta", "out", overrides={"pipeline.progress": True})
 
 
 @pytest.mark.slow

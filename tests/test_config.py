@@ -1,10 +1,12 @@
 """Settings: the shipped YAML files load, and unknown keys are refused."""
 
-import pydantic
+from pathlib import Path
+
 import pytest
 
 from foldflow.api import apply_overrides, describe_setup
-from foldflow.config import RunConfig, default_config, load_config
+from foldflow.config import DEFAULT_CACHE_DIR, RunConfig, default_config, load_config
+from foldflow.errors import ConfigError
 from conftest import ROOT
 
 
@@ -22,22 +24,44 @@ def test_alphafold_yaml_loads():
 def test_unknown_key_is_refused(tmp_path):
     path = tmp_path / "bad.yaml"
     path.write_text("model:\n  num_recycles: 3\n")
-    with pytest.raises(pydantic.ValidationError, match="num_recycles"):
+    with pytest.raises(ConfigError, match=f"^config {path}: model.num_recycles: Extra inputs are not permitted$"):
         load_config(path)
+
+
+def test_unreadable_yaml_is_a_config_error(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("model:\n  names: [model_1_ptm\n")
+    with pytest.raises(ConfigError, match=f"^config {path}, line 3: not valid YAML"):
+        load_config(path)
+    with pytest.raises(ConfigError, match="No such file"):
+        load_config(tmp_path / "missing.yaml")
 
 
 def test_relative_paths_are_taken_from_the_file(tmp_path):
     path = tmp_path / "c.yaml"
-    path.write_text("model:\n  params_dir: weights\nmsa:\n  databases:\n    - {name: uniref90, path: db/u.fasta}\n")
+    path.write_text("model:\n  params_dir: weights\n  cache_dir: ../cache\nstore: store\n"
+                    "msa:\n  databases:\n    - {name: uniref90, path: db/u.fasta}\n")
     config = load_config(path)
     assert config.model.params_dir == tmp_path / "weights"
     assert config.msa.databases[0].path == tmp_path / "db" / "u.fasta"
+    assert config.model.cache_dir == tmp_path.parent / "cache"
+    assert config.store == str(tmp_path / "store")
+
+
+def test_store_uris_home_paths_and_defaults_stay_as_they_are(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("store: s3://bucket/store\nmodel:\n  params_dir: ~/weights\n")
+    config = load_config(path)
+    assert config.store == "s3://bucket/store" and config.model.cache_dir == DEFAULT_CACHE_DIR
+    assert config.model.params_dir == Path.home() / "weights"
+    path.write_text("store: ~/store\n")
+    assert load_config(path).store == str(Path.home() / "store")
 
 
 def test_overrides_use_dotted_names():
     config = apply_overrides(RunConfig(), {"model.num_recycle": 0, "skip_invalid": True, "max_length": None})
     assert config.model.num_recycle == 0 and config.skip_invalid and config.max_length == 2500
-    with pytest.raises(KeyError, match="model.nope"):
+    with pytest.raises(ConfigError, match="model.nope"):
         apply_overrides(RunConfig(), {"model.nope": 1})
 
 

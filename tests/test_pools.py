@@ -7,6 +7,7 @@ import ray
 
 import foldflow
 from foldflow.config import RunConfig
+from foldflow.pipeline.actors import RayBackend
 from foldflow.pipeline.pools import ActorPool, UnplaceableStageError, check_placeable, placement_options
 from foldflow.runs import RunBook
 from foldflow.store import Store
@@ -26,15 +27,26 @@ def local_ray():
     ray.shutdown()
 
 
+def start_idle():
+    actor = Idle.remote()
+    return actor, actor.ping.remote()
+
+
 def test_pool_grows_only_while_work_waits_and_shrinks_after_idle(local_ray):
-    pool = ActorPool("test", Idle.remote, min_size=1, max_size=3, capacity=1, idle_timeout_s=0.2)
+    pool = ActorPool("test", start_idle, RayBackend(), min_size=1, max_size=3, capacity=1, idle_timeout_s=0.2,
+                     stop_worker=lambda actor: ray.kill(actor, no_restart=True))
     assert len(pool.actors) == 1
+    ray.get(list(pool.pending.values()))
+    pool.poll_started()
     assert not pool.grow(work_waiting=True)  # a free actor takes the work
     first = pool.free()[0]
     pool.acquire(first)
     assert not pool.grow(work_waiting=False)
     assert pool.grow(work_waiting=True) and len(pool.actors) == 2
     pool.acquire(pool.free()[0])
+    assert not pool.grow(work_waiting=True), "a worker still starting takes the next work: no growth"
+    ray.get(list(pool.pending.values()))
+    pool.poll_started()
     assert pool.grow(work_waiting=True) and len(pool.actors) == 3
     pool.acquire(pool.free()[0])
     assert not pool.grow(work_waiting=True), "never beyond the maximum"
@@ -75,7 +87,7 @@ def test_check_placeable_reads_resources_memory_and_labels():
 @pytest.mark.slow
 def test_model_pool_grows_when_features_wait(local_ray, tmp_path):
     config = RunConfig(store=str(tmp_path / "store"), plots=False,
-                       model={"names": ["simulated_device"], "simulated_device_seconds": 1.0},
+                       model={"names": ["simulated_device_1.0s"]},
                        pipeline={"progress": False, "model_actors": 1, "model_actors_max": 2,
                                  "model_actor_cpus": 0, "msa_actor_cpus": 0.5, "max_in_flight": 4})
     run = foldflow.predict(DEMO_FASTA, tmp_path / "out", config, run_id="grow")
@@ -87,8 +99,8 @@ def test_model_pool_grows_when_features_wait(local_ray, tmp_path):
 def test_a_run_on_a_shared_ray_leaves_no_actor_behind(local_ray, tmp_path):
     """A notebook's Ray outlives the run: the run's actors must not keep holding CPUs, GPUs or nodes."""
     config = RunConfig(store=str(tmp_path / "store"), plots=False,
-                       model={"names": ["simulated_device"], "simulated_device_seconds": 0.0},
-                       msa={"shards": 2, "shard_actor_cpus": 0.125},  # 3 databases x 2 shards
+                       model={"names": ["simulated_device_0s"]},
+                       msa={"engine": "pyhmmer_sharded", "shards": 2, "shard_actor_cpus": 0.125},  # 3 dbs x 2
                        pipeline={"progress": False, "msa_actor_cpus": 0.5, "model_actor_cpus": 0.5})
     run = foldflow.predict(DEMO_FASTA, tmp_path / "out", config, run_id="no-leftovers")
     assert run.ok

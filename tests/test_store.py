@@ -75,18 +75,21 @@ def test_prediction_round_trip(tmp_path):
 def test_keys_change_exactly_with_what_affects_each_step():
     msa = MsaConfig()
     db = msa.databases[0]
-    base = search_key("t", "MKV", db, msa)
-    assert base == search_key("t", "MKV", db, MsaConfig())
-    assert base != search_key("t", "MKW", db, msa)
-    assert base != search_key("t", "MKV", db, MsaConfig(e_value=1e-3))
-    assert base == search_key("t", "MKV", db, MsaConfig(cpus_per_search=4))  # speed only
-    feats = features_key("MKV", "t", [base], True)
-    assert feats != features_key("MKV", "t", [base], False)
+    base = search_key("MKV", db, msa, "pyhmmer", "0.12.3")
+    assert base == search_key("MKV", db, MsaConfig(), "pyhmmer", "0.12.3")
+    assert base != search_key("MKW", db, msa, "pyhmmer", "0.12.3")
+    assert base != search_key("MKV", db, MsaConfig(e_value=1e-3), "pyhmmer", "0.12.3")
+    assert base != search_key("MKV", db, msa, "pyhmmer", "0.13.0"), "a new engine version searches again"
+    assert base != search_key("MKV", db, msa, "hhblits", "0.12.3")
+    assert base == search_key("MKV", db, MsaConfig(cpus_per_search=4), "pyhmmer", "0.12.3")  # speed only
+    feats = features_key("MKV", [base], True)
+    assert feats != features_key("MKV", [base], False)
     model = ModelConfig()
-    key = prediction_key(feats, "model_1_ptm", model, 64)
-    assert key == prediction_key(feats, "model_1_ptm", ModelConfig(), 64)
+    key = prediction_key(feats, "model_1_ptm", "v1", model, 64)
+    assert key == prediction_key(feats, "model_1_ptm", "v1", ModelConfig(), 64)
     for changed in (ModelConfig(num_recycle=3), ModelConfig(params_seed=1), ModelConfig(prediction_seed=2),
                     ModelConfig(bfloat16=False)):
-        assert key != prediction_key(feats, "model_1_ptm", changed, 64)
-    assert key != prediction_key(feats, "model_1_ptm", model, 96)
+        assert key != prediction_key(feats, "model_1_ptm", "v1", changed, 64)
+    assert key != prediction_key(feats, "model_1_ptm", "v1", model, 96)
+    assert key != prediction_key(feats, "model_1_ptm", "v2", model, 64)
     assert content_key("x", a=1, b=2) == content_key("x", b=2, a=1)

@@ -49,4 +49,7 @@ def test_submitted_job_completes_and_its_run_is_in_the_store(head, tmp_path):
         [sys.executable, "-m", "foldflow", "submit", str(DEMO_FASTA), "--address", head, "--out", str(out),
          "--run-id", "submitted-1", "--python", sys.executable],
         capture_output=True, text=True, cwd=ROOT, env={**os.environ, "RAY_AUTH_MODE": "token"}, timeout=300)
-    assert again.returncode != 0, "the same run id is never submitted twice"
+    assert again.returncode == 2, "the same run id is never submitted twice"
+    errors = [line for line in again.stderr.splitlines() if line.startswith("error:")]
+    assert errors == [f"error: run 'submitted-1': Ray job foldflow-submitted-1 exists already on {head}; "
+                      f"submit with another --run-id"]

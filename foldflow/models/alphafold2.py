@@ -7,6 +7,7 @@ XLA compiles once per input shape and the compiled program stays resident.
 from __future__ import annotations
 
 import time
+from importlib import metadata
 from pathlib import Path
 
 import haiku as hk
@@ -21,7 +22,8 @@ from alphafold.model.tf import np_backend as tf
 
 from foldflow.config import ModelConfig
 from foldflow.models import params as af_params
-from foldflow.models.base import Prediction
+from foldflow.compute import Resources
+from foldflow.models.base import Model, Prediction
 
 _INIT_SEQUENCE = "ACDEFGHIKLMNPQRSTVWY"
 
@@ -89,8 +91,11 @@ def process_features(cfg: ml_collections.ConfigDict, raw: dict[str, np.ndarray],
     return {k: v for k, v in result.items() if v.dtype != "O"}
 
 
-class AlphaFold2:
+class AlphaFold2(Model):
     """A resident AlphaFold 2 monomer model."""
+
+    version = f"alphafold-colabfold {metadata.version('alphafold-colabfold')}, jax {jax.__version__}"
+    resources = Resources(cpus=1.0)  # set pipeline.model_actor_gpus on GPU nodes
 
     def __init__(self, model_name: str, settings: ModelConfig):
         self.name = model_name
@@ -105,10 +110,9 @@ class AlphaFold2:
     def compiles(self) -> int:
         return len(self._compiled_shapes)
 
-    def predict(self, features: dict[str, np.ndarray], seed: int) -> Prediction:
+    def predict(self, features: dict[str, np.ndarray], seed: int, pad_to: int) -> Prediction:
         num_res = int(features["seq_length"][0])
         start = time.perf_counter()
-        pad_to = self.settings.bucket_for(num_res)
         processed = process_features(self.config, features, seed, pad_to)
         processed_at = time.perf_counter()
         shape = tuple(processed["msa_feat"].shape)

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol
+from abc import ABC, abstractmethod
+from typing import ClassVar
 
 import numpy as np
+
+from foldflow.compute import Resources
 
 
 @dataclass
@@ -44,13 +47,32 @@ class CompileStats:
         self.seconds += other.seconds
 
 
-class Model(Protocol):
-    """A loaded model that keeps parameters and compiled programs resident."""
+class Model(ABC):
+    """A loaded model that keeps parameters and compiled programs resident.
 
+    A model declares its name, version (part of every prediction key), the
+    resources one worker holding it wants, and whether it keeps state resident;
+    it maps one target's features to a :class:`Prediction`.
+    """
+
+    version: ClassVar[str]  # part of every prediction key
+    resources: ClassVar[Resources] = Resources()
+    resident: ClassVar[bool] = True
+    reads_params: ClassVar[bool] = True  # needs a params file under model.params_dir
     name: str
     uses_random_params: bool
-    load_seconds: float  # reading (or creating) the parameters
-    initialised: bool  # parameters were created now (random init), not read
-    compiles: int  # input shapes compiled so far
+    load_seconds: float = 0.0  # reading (or creating) the parameters
+    initialised: bool = False  # parameters were created now (random init), not read
+    compiles: int = 0  # input shapes compiled so far
+    _load_reported: bool = False
 
-    def predict(self, features: dict[str, np.ndarray], seed: int) -> Prediction: ...
+    def take_load_seconds(self) -> float:
+        """The parameters' load seconds, once: the first prediction of this model is charged with them."""
+        if self._load_reported:
+            return 0.0
+        self._load_reported = True
+        return self.load_seconds
+
+    @abstractmethod
+    def predict(self, features: dict[str, np.ndarray], seed: int, pad_to: int) -> Prediction:
+        """One prediction from raw features, padded to ``pad_to`` residues and sliced back."""

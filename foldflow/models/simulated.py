@@ -1,9 +1,9 @@
 """A SIMULATED device model for orchestration benchmarks only: it predicts nothing.
 
-``simulated_device`` waits a set time (a sleep: no CPU, as if a GPU were
-busy) and returns a straight CA trace with pLDDT 0. It exists so the
-scheduler can be measured with stage work on separate resources; its outputs
-are labelled as such and must never be read as structures.
+``simulated_device_<seconds>s`` (e.g. ``simulated_device_0.5s``) waits that long per prediction (a sleep: no CPU,
+as if a GPU were busy; 1 s when no time is given) and returns a straight CA
+trace with pLDDT 0. It exists so the scheduler can be measured with stage
+work on separate resources; its outputs must never be read as structures.
 """
 
 from __future__ import annotations
@@ -13,21 +13,22 @@ import time
 import numpy as np
 from alphafold.common import residue_constants
 
+from foldflow.compute import Resources
 from foldflow.config import ModelConfig
-from foldflow.models.base import Prediction
-
-SIMULATED_DEVICE = "simulated_device"
+from foldflow.models.base import Model, Prediction
 
 
-class SimulatedDevice:
-    name = SIMULATED_DEVICE
+class SimulatedDevice(Model):
+    resources = Resources(cpus=0.0)
+    reads_params = False
+    version = "simulated"
     uses_random_params = True
 
-    def __init__(self, settings: ModelConfig):
-        self.seconds = settings.simulated_device_seconds
-        self.load_seconds, self.initialised, self.compiles = 0.0, False, 0
+    def __init__(self, name: str, settings: ModelConfig):
+        self.name = name
+        self.seconds = float(name.removeprefix("simulated_device").strip("_s") or 1.0)
 
-    def predict(self, features: dict[str, np.ndarray], seed: int) -> Prediction:
+    def predict(self, features: dict[str, np.ndarray], seed: int, pad_to: int) -> Prediction:
         start = time.perf_counter()
         num_res = int(features["seq_length"][0])
         time.sleep(self.seconds)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, replace
 from typing import Literal
 
 from alphafold.data import parsers
@@ -19,6 +20,12 @@ FILE_NAMES = {
     "bfd": "bfd_uniref_hits.a3m",
     "uniprot": "uniprot_hits.sto",
 }
+
+
+# Searches name the query with this neutral name, so stored alignments do not depend on the FASTA id;
+# outputs rename it to the target's id (:meth:`Alignment.with_query_name`).
+QUERY_NAME = "query"
+_STOCKHOLM_QUERY = re.compile(rf"^(#=G[SR] )?{QUERY_NAME}(\s+)", re.MULTILINE)
 
 
 class MsaMismatchError(ValueError):
@@ -39,6 +46,18 @@ class Alignment:
         if default and default.endswith(self.format):
             return default
         return f"{self.database}_hits.{self.format}"
+
+    def with_query_name(self, name: str) -> Alignment:
+        """The alignment with a search's neutral query name replaced by ``name`` (Stockholm rows keep
+        their columns); alignments given by the user are returned as they are."""
+        if self.format != "sto" or not self.text.startswith("# STOCKHOLM"):
+            return self
+
+        def rename(match: re.Match) -> str:
+            width = len(QUERY_NAME) + len(match.group(2))
+            return f"{match.group(1) or ''}{name}{' ' * max(1, width - len(name))}"
+
+        return replace(self, text=_STOCKHOLM_QUERY.sub(rename, self.text))
 
     def parse(self) -> parsers.Msa:
         if self.format == "sto":

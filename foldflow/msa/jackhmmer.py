@@ -19,7 +19,8 @@ from alphafold.data import parsers
 from pyhmmer.easel import Alphabet, DigitalSequenceBlock, SequenceFile, TextSequence
 
 from foldflow.config import DatabaseConfig, MsaConfig
-from foldflow.msa.alignment import Alignment
+from foldflow.msa.alignment import QUERY_NAME, Alignment
+from foldflow.msa.engine import DatabaseSearchEngine
 
 _ALPHABET = Alphabet.amino()
 
@@ -98,3 +99,29 @@ class ResidentDatabases:
             F1=cfg.filter_f1, F2=cfg.filter_f2, F3=cfg.filter_f3,
         )
         return stockholm_alignment(result.msa, query_id, db.config)
+
+
+class PyhmmerEngine(DatabaseSearchEngine):
+    """jackhmmer (pyhmmer) against databases held in this process's memory."""
+
+    name = "pyhmmer"
+    resident = True
+
+    def __init__(self, config: MsaConfig):
+        super().__init__(config)
+        self.databases_held = ResidentDatabases(config)
+
+    @property
+    def version(self) -> str:
+        return pyhmmer.__version__
+
+    def warm(self) -> None:
+        for db in self.config.databases:
+            self.databases_held.database(db.name)
+
+    def info(self) -> dict:
+        loaded = self.databases_held.loaded
+        return {"load_seconds": sum(db.load_seconds for db in loaded), "residues": sum(db.residues for db in loaded)}
+
+    def search(self, sequence: str, database: DatabaseConfig) -> Alignment:
+        return self.databases_held.search_one(QUERY_NAME, sequence, database.name)

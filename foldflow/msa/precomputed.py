@@ -21,6 +21,9 @@ from pathlib import Path
 from alphafold.data import parsers
 
 from foldflow.msa.alignment import Alignment, check_query_row
+from foldflow.msa.engine import MsaEngine, MsaStep
+from foldflow.steps import VERSIONS, alignment_content_key
+from foldflow.targets import Target
 
 _DATABASE_BY_STEM = {
     "uniref90_hits": "uniref90",
@@ -62,3 +65,23 @@ def load_precomputed(directory: Path, target_id: str, sequence: str,
         check_query_row(alignment, sequence, f"target '{target_id}': precomputed MSA {path}")
         alignments.append(alignment)
     return alignments
+
+
+class PrecomputedEngine(MsaEngine):
+    """Alignments the user gives under ``msa.precomputed_dir``, found by target id, keyed by content.
+
+    They are inputs, not results: read (and checked) each time, never stored again.
+    """
+
+    name = "precomputed"
+    resident = False
+    stores_results = False
+
+    @property
+    def version(self) -> str:
+        return VERSIONS["foldflow"]
+
+    def plan(self, target: Target) -> list[MsaStep]:
+        max_hits = {db.name: db.max_hits for db in self.config.databases if db.max_hits}
+        found = load_precomputed(self.config.precomputed_dir, target.id, target.sequence, max_hits)
+        return [MsaStep(a.database, alignment_content_key(a), lambda a=a: a) for a in found]

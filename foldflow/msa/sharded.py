@@ -18,11 +18,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import pyhmmer
 from pyhmmer.easel import Alphabet, DigitalSequenceBlock, KeyHash, SequenceFile, TextSequence
 from pyhmmer.plan7 import HMM, Background, Builder, Pipeline, TopHits, Trace
 
+from foldflow.compute import Resources
 from foldflow.config import DatabaseConfig, MsaConfig
-from foldflow.msa.alignment import Alignment
+from foldflow.msa.alignment import QUERY_NAME, Alignment
+from foldflow.msa.engine import DatabaseSearchEngine
 from foldflow.msa.jackhmmer import stockholm_alignment
 
 _ALPHABET = Alphabet.amino()
@@ -99,3 +102,40 @@ def sharded_jackhmmer(query_id: str, sequence: str, database: DatabaseConfig, co
             break
     return stockholm_alignment(msa, query_id, database)
 
+
+
+ShardFanOut = Callable[[str, HMM], list[TopHits]]  # (database name, HMM) -> each shard's hits
+
+
+class ShardedPyhmmerEngine(DatabaseSearchEngine):
+    """jackhmmer over databases held as ``config.shards`` shards each.
+
+    ``fan_out`` searches every shard of a database with one HMM; the pipeline
+    passes one that calls resident shard actors. Without it the shards are
+    held in this process (tests, the sequential runner).
+    """
+
+    name = "pyhmmer_sharded"
+    resident = True
+
+    def __init__(self, config: MsaConfig, fan_out: ShardFanOut | None = None):
+        super().__init__(config)
+        self.fan_out = fan_out or self._search_local_shards
+        self._local: dict[str, list[Shard]] = {}
+
+    @property
+    def version(self) -> str:
+        return pyhmmer.__version__
+
+    def resources(self) -> Resources:
+        return Resources(cpus=self.config.cpus_per_search)  # the shard actors hold the databases
+
+    def _search_local_shards(self, database: str, hmm: HMM) -> list[TopHits]:
+        if database not in self._local:
+            (db,) = [d for d in self.config.databases if d.name == database]
+            self._local[database] = [load_shard(db, i, self.config.shards) for i in range(self.config.shards)]
+        return [search_shard(shard, hmm, self.config) for shard in self._local[database]]
+
+    def search(self, sequence: str, database: DatabaseConfig) -> Alignment:
+        return sharded_jackhmmer(QUERY_NAME, sequence, database, self.config,
+                                 lambda hmm: self.fan_out(database.name, hmm))

@@ -19,6 +19,8 @@ os.environ.setdefault("RAY_AUTH_MODE", "token")
 
 from ray.job_submission import JobStatus, JobSubmissionClient  # noqa: E402
 
+from foldflow.errors import ClusterConnectionError, RunExistsError  # noqa: E402
+
 WORKING_DIR_EXCLUDES = [".venv", ".cache", ".git", "results", "**/__pycache__"]
 FINISHED = {JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.STOPPED}
 
@@ -29,14 +31,27 @@ def submission_id(run_id: str) -> str:
 
 def submit_run(address: str, run_id: str, predict_args: list[str], working_dir: Path,
                python: str = "python") -> str:
-    """Submit ``foldflow predict <predict_args>`` as a Ray job; returns the job's submission id."""
+    """Submit ``foldflow predict <predict_args>`` as a Ray job; returns the job's submission id.
+
+    Raises ClusterConnectionError when the dashboard cannot be reached and
+    RunExistsError when a job with this run id was submitted before.
+    """
     entrypoint = shlex.join([python, "-m", "foldflow", "predict", *predict_args,
                              "--run-id", run_id, "--address", "auto", "--no-progress"])
-    client = JobSubmissionClient(address)
-    return client.submit_job(
-        entrypoint=entrypoint, submission_id=submission_id(run_id),
-        runtime_env={"working_dir": str(working_dir), "excludes": WORKING_DIR_EXCLUDES},
-        metadata={"foldflow_run_id": run_id})
+    try:
+        client = JobSubmissionClient(address)
+    except ConnectionError as error:
+        raise ClusterConnectionError(f"Ray dashboard {address}: {error}") from None
+    try:
+        return client.submit_job(
+            entrypoint=entrypoint, submission_id=submission_id(run_id),
+            runtime_env={"working_dir": str(working_dir), "excludes": WORKING_DIR_EXCLUDES},
+            metadata={"foldflow_run_id": run_id})
+    except RuntimeError as error:
+        if f"{submission_id(run_id)} already exists" not in str(error):
+            raise
+        raise RunExistsError(f"run '{run_id}': Ray job {submission_id(run_id)} exists already on {address}; "
+                             f"submit with another --run-id") from None
 
 
 def wait_for_job(address: str, job_id: str, timeout_s: float = 3600, poll_s: float = 1.0) -> tuple[str, str]:

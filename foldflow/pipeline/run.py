@@ -1,17 +1,95 @@
-"""One run on Ray: start or join Ray, run the targets a run has not finished, record its state."""
+"""One run on Ray: start or join Ray, build the pools, let the scheduler run the unfinished targets."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import ray
 from tqdm import tqdm
 
+from foldflow.compute import Resources
 from foldflow.config import RunConfig
-from foldflow.outputs import TargetResult
-from foldflow.pipeline.driver import BatchDriver
-from foldflow.pipeline.pools import UnplaceableStageError
+from foldflow.models import model_class
+from foldflow.msa.engine import make_engine
+from foldflow.pipeline.actors import ACTOR_OPTIONS, ModelActor, MsaActor, RayBackend, start_shard_workers
+from foldflow.pipeline.local import LocalBackend, start_local
+from foldflow.pipeline.pools import ActorPool, UnplaceableStageError, check_placeable, placement_options
 from foldflow.pipeline.runtime import ray_session
+from foldflow.pipeline.scheduler import Scheduler
+from foldflow.results import TargetResult
 from foldflow.runs import RunBook, RunManifest
+from foldflow.stage_workers import OutputStage
+from foldflow.workflow import prediction_workflow
+
+# Calls queued per actor, so it never waits for the driver between targets.
+CALLS_PER_ACTOR = 2
+
+
+def stage_resources(config: RunConfig) -> dict[str, Resources]:
+    """What one MSA and one model actor ask for: the pipeline settings where given, else what the
+    MSA engine and the models declare."""
+    p = config.pipeline
+    engine = make_engine(config.msa.engine, config.msa).resources()
+    models = [model_class(name).resources for name in config.model.names]
+    return {
+        "msa": Resources(cpus=engine.cpus if p.msa_actor_cpus is None else p.msa_actor_cpus,
+                         memory_gb=p.msa_actor_memory_gb or engine.memory_gb),
+        "model": Resources(cpus=max(m.cpus for m in models) if p.model_actor_cpus is None else p.model_actor_cpus,
+                           gpus=max(m.gpus for m in models) if p.model_actor_gpus is None else p.model_actor_gpus),
+    }
+
+
+class RayPools:
+    """The run's pools: MSA and model actors on Ray, the output writer in this process."""
+
+    def __init__(self, config: RunConfig, out_dir: Path, fixed_nodes: bool):
+        p = config.pipeline
+        resources = stage_resources(config)
+        msa = placement_options(resources["msa"].cpus, 0, p.msa_actor_resources, p.msa_actor_labels,
+                                resources["msa"].memory_gb)
+        model = placement_options(resources["model"].cpus, resources["model"].gpus, p.model_actor_resources,
+                                  p.model_actor_labels)
+        if fixed_nodes:  # a local Ray never grows: a stage no node can hold is an error now
+            nodes = ray.nodes()
+            check_placeable("MSA", msa, nodes)
+            check_placeable("model", model, nodes)
+        self.shard_workers = start_shard_workers(config.msa, msa)
+
+        def start_msa():
+            actor = MsaActor.options(**msa, **ACTOR_OPTIONS).remote(config.msa, config.store, self.shard_workers)
+            return actor, actor.warm.remote()  # databases load now, before the first target needs them
+
+        def start_model():
+            actor = ModelActor.options(**model, **ACTOR_OPTIONS).remote(config.model, config.store)
+            return actor, actor.warm.remote()  # parameters load while the first MSAs are searched
+
+        ray_backend = RayBackend()
+        stop = lambda actor: ray.kill(actor, no_restart=True)  # noqa: E731
+        self.backends = {"msa": ray_backend, "model": ray_backend, "writer": LocalBackend()}
+        self.pools = {
+            "msa": ActorPool("MSA", start_msa, ray_backend, p.msa_actors, p.msa_actors_max or p.msa_actors,
+                             CALLS_PER_ACTOR, p.idle_timeout_s, stop),
+            "model": ActorPool("model", start_model, ray_backend, p.model_actors,
+                               p.model_actors_max or p.model_actors, CALLS_PER_ACTOR, p.idle_timeout_s, stop),
+            "writer": ActorPool("writer", lambda: start_local(OutputStage(config, out_dir)), LocalBackend(),
+                                1, 1, 1, p.idle_timeout_s),
+        }
+
+    def stats(self) -> dict:
+        """Per actor still in the pools: load seconds, memory, compiles; pool sizes."""
+        return {"msa_workers": ray.get([a.info.remote() for a in self.pools["msa"].actors]),
+                "model_workers": ray.get([a.info.remote() for a in self.pools["model"].actors]),
+                "shard_workers": ray.get([w.info.remote() for ws in self.shard_workers.values() for w in ws]),
+                "pools": {pool.name: {"started": pool.started, "removed": pool.removed, "now": len(pool.actors)}
+                          for pool in (self.pools["msa"], self.pools["model"])}}
+
+    def close(self) -> None:
+        """Stop every actor of this run now (on a shared Ray, e.g. from a notebook, they would
+        otherwise hold their CPUs, GPUs and nodes until Python happens to collect the driver)."""
+        for pool in self.pools.values():
+            pool.stop_all()
+        for shard in (w for workers in self.shard_workers.values() for w in workers):
+            ray.kill(shard, no_restart=True)
 
 
 def execute_run(manifest: RunManifest, config: RunConfig, book: RunBook) -> tuple[list[TargetResult], bool]:
@@ -21,11 +99,10 @@ def execute_run(manifest: RunManifest, config: RunConfig, book: RunBook) -> tupl
     Failures are recorded per target, never raised.
     """
     out_dir = Path(manifest.out_dir)
-    states = book.targets(manifest.run_id)
     targets = manifest.target_objects()
-    finished = {t.id: book.finished_result(states[t.id]) for t in targets
-                if states.get(t.id, {}).get("status") == "ok" and (out_dir / t.id).is_dir()}
-    todo = [t for t in targets if t.id not in finished]
+    finished, todo = book.split_finished(manifest)
+    if config.pipeline.longest_first:
+        todo.sort(key=lambda t: t.length, reverse=True)
     cancelled, workers = False, {}
     if todo:
         with ray_session(config.pipeline.address) as fixed_nodes, tqdm(
@@ -37,19 +114,19 @@ def execute_run(manifest: RunManifest, config: RunConfig, book: RunBook) -> tupl
                     bar.write(f"target '{result.target_id}' failed: {result.error}")
 
             try:
-                driver = BatchDriver(config, out_dir, config.store, book, manifest.run_id, on_result=report,
-                                     fixed_nodes=fixed_nodes)
+                pools = RayPools(config, out_dir, fixed_nodes)
             except UnplaceableStageError as error:
                 book.set_state(manifest.run_id, "failed", error=str(error))
                 raise
             try:
-                finished.update((r.target_id, r) for r in driver.run(todo))
-                cancelled = driver.cancelled
+                scheduler = Scheduler(prediction_workflow(config), pools.pools, pools.backends, book,
+                                      manifest.run_id, config.pipeline.max_in_flight,
+                                      config.pipeline.max_attempts, on_result=report)
+                finished.update((r.target_id, r) for r in scheduler.run(todo))
+                cancelled = scheduler.cancelled
                 if not cancelled:
-                    workers = {"msa_workers": driver.msa_worker_stats(),
-                               "model_workers": driver.model_worker_stats(),
-                               "shard_workers": driver.shard_worker_stats(), "pools": driver.pool_stats()}
+                    workers = pools.stats()
             finally:
-                driver.close()
+                pools.close()
     book.set_state(manifest.run_id, "cancelled" if cancelled else "finished", **workers)
     return [finished[t.id] for t in targets if t.id in finished], cancelled

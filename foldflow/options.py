@@ -1,0 +1,102 @@
+"""The run options of ``foldflow predict``, declared once (no click, no Ray here).
+
+The command line builds ``predict``'s and ``submit``'s options from
+:data:`RUN_OPTIONS` and turns what it parsed into the overrides that
+:func:`foldflow.predict` takes (:func:`overrides_from_values`); a submitted job
+gets the ``foldflow predict`` arguments back from those overrides
+(:func:`predict_args`), so the two commands cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from foldflow.errors import ConfigError
+
+# text, int; file / dir: a path (that must exist where it is read); list: comma-separated;
+# flag: given or not (its setting then takes ``flag_value``).
+OptionKind = Literal["text", "int", "file", "dir", "list", "flag"]
+
+
+@dataclass(frozen=True)
+class RunOption:
+    """One command-line option of a run, and the dotted setting it overrides (None: not a setting)."""
+
+    flag: str
+    setting: str | None
+    kind: OptionKind
+    help: str
+    short: str | None = None
+    flag_value: bool = True
+
+    @property
+    def name(self) -> str:
+        """The parsed value's name: ``--num-recycle`` -> ``num_recycle``."""
+        return self.flag.removeprefix("--").replace("-", "_")
+
+    def to_setting(self, value: object) -> object:
+        """A parsed value as the setting's value (None: not given)."""
+        if value is None or (self.kind == "flag" and not value):
+            return None
+        if self.kind == "list":
+            return str(value).split(",")
+        return self.flag_value if self.kind == "flag" else value
+
+    def to_args(self, value: object) -> list[str]:
+        """The command-line arguments that set this option's setting to ``value``."""
+        if self.kind == "flag":
+            if value != self.flag_value:
+                raise ConfigError(f"{self.setting}: only {self.flag_value} can be set on the command line "
+                                  f"({self.flag}); set it in the config file")
+            return [self.flag]
+        if self.kind == "list" and not isinstance(value, str):
+            value = ",".join(map(str, value))
+        return [self.flag, str(value)]
+
+
+RUN_OPTIONS: tuple[RunOption, ...] = (
+    RunOption("--config", None, "file", "YAML settings (see configs/). Default: bundled mini databases, random "
+              "parameters.", short="-c"),
+    RunOption("--params", "model.params_dir", "dir",
+              "Folder with AlphaFold's params_model_*.npz. Default: random parameters (not meaningful)."),
+    RunOption("--msa-dir", "msa.precomputed_dir", "dir",
+              "Precomputed MSAs: DIR/<target>/*.sto|*.a3m or DIR/<target>.a3m."),
+    RunOption("--models", "model.names", "list", "Comma-separated model names, e.g. model_1_ptm,model_2_ptm."),
+    RunOption("--num-recycle", "model.num_recycle", "int", "Recycling iterations."),
+    RunOption("--max-length", "max_length", "int", "Longest sequence accepted."),
+    RunOption("--run-id", None, "text", "Name this run (default: a new timestamped id)."),
+    RunOption("--store", "store", "text", "Store for step results and run records: a path or URI (s3://...)."),
+    RunOption("--skip-invalid", "skip_invalid", "flag",
+              "Run the valid targets and list the invalid ones in the summary."),
+    RunOption("--no-progress", "pipeline.progress", "flag", "No progress bar.", flag_value=False),
+)
+_BY_NAME = {option.name: option for option in RUN_OPTIONS}
+_BY_SETTING = {option.setting: option for option in RUN_OPTIONS if option.setting}
+
+
+def overrides_from_values(values: Mapping[str, object]) -> dict[str, object]:
+    """Parsed option values (by :attr:`RunOption.name`) as dotted-setting overrides; options not given are left out."""
+    overrides = {option.setting: option.to_setting(values.get(option.name)) for option in _BY_SETTING.values()}
+    return {setting: value for setting, value in overrides.items() if value is not None}
+
+
+def predict_args(fasta: str | Path, out: str | Path, config: str | Path | None = None,
+                 overrides: Mapping[str, object] | None = None) -> list[str]:
+    """``foldflow predict`` arguments for ``foldflow.predict(fasta, out, config, **overrides)``; no --run-id.
+
+    Raises ConfigError for an override that no option sets (put it in the config file instead).
+    """
+    overrides = {setting: value for setting, value in (overrides or {}).items() if value is not None}
+    if unknown := sorted(set(overrides) - set(_BY_SETTING)):
+        raise ConfigError("\n".join(f"setting '{setting}' has no command-line option; set it in the config file"
+                                    for setting in unknown))
+    args = [str(fasta), "--out", str(out)]
+    if config is not None:
+        args += [_BY_NAME["config"].flag, str(config)]
+    for setting, option in _BY_SETTING.items():
+        if setting in overrides:
+            args += option.to_args(overrides[setting])
+    return args

@@ -1,0 +1,109 @@
+"""Ray actors: the stage workers of :mod:`foldflow.stage_workers`, placed by Ray, and their backend.
+
+An actor adds nothing to its stage worker but placement (its Ray node id);
+shard actors hold one slice of one database for the sharded MSA engine.
+"""
+
+from __future__ import annotations
+
+import pickle
+from typing import Any
+
+import ray
+
+from foldflow.config import DatabaseConfig, MsaConfig
+from foldflow.stage_workers import ModelStage, MsaStage, process_info
+from foldflow.stages import Placement
+
+LOST_WORKER = (ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError,
+               ray.exceptions.ObjectLostError, ray.exceptions.OwnerDiedError)
+ACTOR_OPTIONS = {"max_restarts": 3, "max_task_retries": 1}
+
+
+def _ray_placement() -> Placement:
+    import os
+
+    return Placement(os.getpid(), ray.get_runtime_context().get_node_id())
+
+
+class RayBackend:
+    """Calls actor methods; every step method returns (record, payload) as two object refs."""
+
+    def call(self, worker: Any, method: str, args: tuple) -> tuple[Any, Any]:
+        return getattr(worker, method).options(num_returns=2).remote(*args)
+
+    def ready(self, handles: list, timeout: float) -> list:
+        done, _ = ray.wait(handles, num_returns=1, timeout=timeout)
+        return done
+
+    def get(self, handle: Any) -> Any:
+        return ray.get(handle)
+
+    def is_lost(self, error: Exception) -> bool:
+        return isinstance(error, LOST_WORKER)
+
+    def error_text(self, error: Exception) -> str:
+        cause = error.cause if isinstance(error, ray.exceptions.RayTaskError) and error.cause else error
+        return f"{type(cause).__name__}: {cause}".splitlines()[0]
+
+
+@ray.remote
+class ShardWorker:
+    """Holds one shard of one database in memory and searches it with the HMMs it is sent."""
+
+    def __init__(self, database: DatabaseConfig, index: int, count: int, config: MsaConfig):
+        from foldflow.msa.sharded import load_shard
+
+        self.config = config
+        self.shard = load_shard(database, index, count)
+
+    def info(self) -> dict:
+        shard = self.shard
+        return {**process_info(), "node_id": ray.get_runtime_context().get_node_id(),
+                "database": shard.database.name, "shard": f"{shard.index + 1}/{shard.count}",
+                "sequences": len(shard.sequences), "residues": shard.residues, "load_seconds": shard.load_seconds}
+
+    def search(self, hmm: bytes) -> bytes:
+        """HMM in, hits out, both pickled here: Ray's cloudpickle cannot pickle pyhmmer's objects."""
+        from foldflow.msa.sharded import search_shard
+
+        return pickle.dumps(search_shard(self.shard, pickle.loads(hmm), self.config))
+
+
+def start_shard_workers(config: MsaConfig, placement: dict) -> dict[str, list]:
+    """Shard actors per database for the sharded engine (none for other engines), placed like MSA actors."""
+    if config.engine != "pyhmmer_sharded":
+        return {}
+    options = {**placement, "num_cpus": config.shard_actor_cpus, **ACTOR_OPTIONS}
+    return {db.name: [ShardWorker.options(**options).remote(db, i, config.shards, config)
+                      for i in range(config.shards)]
+            for db in config.databases}
+
+
+class _ShardFanOut:
+    """Searches every shard actor of a database with one HMM (picklable: it travels to MSA actors)."""
+
+    def __init__(self, shard_workers: dict[str, list]):
+        self.shard_workers = shard_workers
+
+    def __call__(self, database: str, hmm) -> list:
+        query = pickle.dumps(hmm)
+        shards = self.shard_workers[database]
+        return [pickle.loads(hits) for hits in ray.get([shard.search.remote(query) for shard in shards])]
+
+
+class _MsaActor(MsaStage):
+    def __init__(self, config: MsaConfig, store_uri: str, shard_workers: dict[str, list]):
+        super().__init__(config, store_uri, _ShardFanOut(shard_workers) if shard_workers else None)
+
+    def placement(self) -> Placement:
+        return _ray_placement()
+
+
+class _ModelActor(ModelStage):
+    def placement(self) -> Placement:
+        return _ray_placement()
+
+
+MsaActor = ray.remote(_MsaActor)
+ModelActor = ray.remote(_ModelActor)

@@ -1,0 +1,121 @@
+"""The per-target result record and the summary table's columns, declared once.
+
+A :class:`TargetResult` has what identifies the target and how it ended, what
+the science produced (:class:`ScienceResult`) and what the run observed while
+producing it (:class:`RunObservations`). Each field declares its summary
+column (name and Arrow type) in its metadata; :func:`summary_table` derives
+the table from those declarations, so adding a fact means adding one field.
+Mapping fields (MSA depth per database, seconds per stage, stage spans)
+expand into one column per key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+import pyarrow as pa
+
+
+def column(arrow_type: pa.DataType, default: Any = None) -> Any:
+    """A field that is one summary column of ``arrow_type``."""
+    return field(default=default, metadata={"arrow": arrow_type})
+
+
+def expanded(arrow_type: pa.DataType, *prefixes: str) -> Any:
+    """A mapping field that becomes one column per key: ``<prefix>_<key>``.
+
+    With several prefixes the values are tuples, one element per prefix.
+    """
+    return field(default_factory=dict, metadata={"arrow": arrow_type, "prefixes": prefixes})
+
+
+@dataclass
+class ScienceResult:
+    """What the science produced for one target."""
+
+    sequence_hash: str | None = column(pa.string())
+    msa_source: str | None = column(pa.string())  # "search" or "precomputed"
+    msa_depth: int | None = column(pa.int32())  # MSA rows in the features (after deduplication)
+    model: str | None = column(pa.string())  # best-ranked model
+    mean_plddt: float | None = column(pa.float64())
+    ptm: float | None = column(pa.float64())
+    bucket: int | None = column(pa.int32())  # length the model padded the target to
+    msa_depths: dict[str, int] = expanded(pa.int32(), "msa_depth")  # rows per database
+
+
+@dataclass
+class RunObservations:
+    """What the run observed while producing it: work done, compiles, placement, times."""
+
+    msa_searches: int = column(pa.int32(), 0)  # MSA searches run for this target (0: from the store)
+    model_calls: int = column(pa.int32(), 0)  # model predictions run for this target (0: from the store)
+    cached: bool = column(pa.bool_(), False)  # every step came from the store
+    attempts: int = column(pa.int32(), 0)  # times the target was submitted (>1 after a lost actor)
+    xla_compiles: int = column(pa.int32(), 0)  # XLA programs built for this target
+    xla_cache_hits: int = column(pa.int32(), 0)  # XLA programs loaded from the persistent cache
+    xla_compile_seconds: float = column(pa.float64(), 0.0)
+    params_load_seconds: float = column(pa.float64(), 0.0)  # parameters loaded for this target
+    model_worker: int | None = column(pa.int64())  # pid of the model actor
+    msa_node: str | None = column(pa.string())  # node ids of the actors that did the work
+    model_node: str | None = column(pa.string())
+    output_dir: str | None = column(pa.string())
+    timings: dict[str, float] = expanded(pa.float64(), "seconds")  # seconds per stage
+    stage_spans: dict[str, tuple[float, float]] = expanded(pa.float64(), "started", "ended")  # epoch
+
+
+@dataclass
+class TargetResult:
+    """One row of the summary: the target, how it ended, the science and the run's observations."""
+
+    target_id: str = column(pa.string())
+    length: int | None = column(pa.int32())
+    status: str = column(pa.string(), "ok")  # "ok", "failed", "invalid" or "cancelled"
+    error: str | None = column(pa.string())
+    science: ScienceResult = field(default_factory=ScienceResult)
+    observed: RunObservations = field(default_factory=RunObservations)
+
+    def to_record(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_record(cls, record: dict) -> TargetResult:
+        observed = dict(record.get("observed", {}))
+        observed["stage_spans"] = {k: tuple(v) for k, v in observed.get("stage_spans", {}).items()}
+        return cls(**{**record, "science": ScienceResult(**record.get("science", {})),
+                      "observed": RunObservations(**observed)})
+
+
+def _column_fields() -> list[tuple[str, Any]]:
+    """(path, field) of every declared column, in table order; path is (part,) or (part, name)."""
+    top = [((f.name,), f) for f in fields(TargetResult) if "arrow" in f.metadata]
+    nested = [((part, f.name), f) for part, kind in (("science", ScienceResult), ("observed", RunObservations))
+              for f in fields(kind)]
+    return top + nested
+
+
+SUMMARY_COLUMNS = [path[-1] for path, f in _column_fields() if "prefixes" not in f.metadata]
+
+
+def _value(result: TargetResult, path: tuple[str, ...]) -> Any:
+    value: Any = result
+    for part in path:
+        value = getattr(value, part)
+    return value
+
+
+def summary_table(results: Sequence[TargetResult]) -> pa.Table:
+    """One row per target, one column per declared field (mapping fields: one per key)."""
+    arrays: dict[str, pa.Array] = {}
+    for path, f in _column_fields():
+        values = [_value(r, path) for r in results]
+        prefixes = f.metadata.get("prefixes")
+        if not prefixes:
+            arrays[path[-1]] = pa.array(values, type=f.metadata["arrow"])
+            continue
+        for key in sorted({key for mapping in values for key in mapping}):
+            for i, prefix in enumerate(prefixes):
+                picked = [m.get(key) if len(prefixes) == 1 else (m[key][i] if key in m else None) for m in values]
+                arrays[f"{prefix}_{key}"] = pa.array(picked, type=f.metadata["arrow"])
+    return pa.table(arrays)

@@ -1,0 +1,120 @@
+"""Workers that hold a stage's resident objects and run its steps through :mod:`foldflow.stages`.
+
+Plain Python: the in-process runner uses them as they are; the Ray actors in
+:mod:`foldflow.pipeline.actors` are these classes with Ray's placement facts
+(node id) added. Every step method takes a :class:`StepJob` (plus the large
+inputs, passed by reference on Ray) and returns ``(Placed record, payload)``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from foldflow.config import ModelConfig, MsaConfig, RunConfig
+from foldflow.features import FeatureDict
+from foldflow.models import load_model
+from foldflow.models.base import CompileStats, Model
+from foldflow.msa.engine import engines_for
+from foldflow.stages import Placed, Placement, predict_target, prepare_target, write_outputs
+from foldflow.steps import StepCache
+from foldflow.store import Store
+from foldflow.targets import Target
+
+
+@dataclass
+class StepJob:
+    """One step of one target: the item (model name) for per-model steps, the records of its inputs."""
+
+    target: Target
+    item: str | None = None
+    inputs: dict[str, Placed | list[Placed]] = field(default_factory=dict)
+    attempts: int = 1
+
+
+def process_info() -> dict:
+    import psutil
+
+    return {"pid": os.getpid(), "rss_mb": psutil.Process().memory_info().rss / 2**20}
+
+
+class _Worker:
+    def placement(self) -> Placement:
+        return Placement(os.getpid(), "local")
+
+    def warm(self) -> None:
+        """Load resident state now; returns once the worker can take work."""
+
+
+class MsaStage(_Worker):
+    """MSA engines (databases resident) and the store: alignments and features."""
+
+    def __init__(self, config: MsaConfig, store_uri: str, shard_fan_out=None):
+        self.config = config
+        self.engines = engines_for(config, **({"fan_out": shard_fan_out} if shard_fan_out else {}))
+        self.cache = StepCache(Store(store_uri))
+
+    def warm(self) -> None:
+        for engine in self.engines:
+            engine.warm()
+
+    def info(self) -> dict:
+        facts = [engine.info() for engine in self.engines]
+        return {**process_info(), "node_id": self.placement().node,
+                "load_seconds": sum(f.get("load_seconds", 0.0) for f in facts),
+                "residues": sum(f.get("residues", 0) for f in facts)}
+
+    def prepare(self, job: StepJob) -> tuple[Placed, FeatureDict]:
+        prepared, features = prepare_target(job.target, self.engines, self.cache, self.config)
+        return Placed(prepared, self.placement()), features
+
+
+class ModelStage(_Worker):
+    """Every configured model's parameters and compiled programs, resident (loaded on first use)."""
+
+    def __init__(self, config: ModelConfig, store_uri: str):
+        from foldflow.models.alphafold2 import enable_compilation_cache
+
+        enable_compilation_cache(config.cache_dir / "jax")
+        self.config = config
+        self.models: dict[str, Model] = {}
+        self.cache = StepCache(Store(store_uri))
+        self.compiles = CompileStats()
+
+    def model(self, name: str) -> Model:
+        if name not in self.models:
+            self.models[name] = load_model(name, self.config)
+        return self.models[name]
+
+    def warm(self) -> None:
+        """Load every configured model's parameters now, while the MSA pool prepares the first features."""
+        for name in self.config.names:
+            self.model(name)
+
+    def info(self) -> dict:
+        return {**process_info(), "node_id": self.placement().node,
+                "params_load_seconds": {m.name: m.load_seconds for m in self.models.values()},
+                "params_initialised": {m.name: m.initialised for m in self.models.values()},
+                "shapes_compiled": {m.name: m.compiles for m in self.models.values()},
+                "xla": vars(self.compiles)}
+
+    def predict(self, job: StepJob, features: FeatureDict) -> tuple[Placed, None]:
+        name = job.item
+        predicted = predict_target(job.inputs["prepare"].record, features, name, lambda: self.model(name),
+                                   self.cache, self.config)
+        self.compiles.add(predicted.compiles)
+        return Placed(predicted, self.placement()), None
+
+
+class OutputStage(_Worker):
+    """Writes each finished target's folder (on the driver: outputs go where the user runs foldflow)."""
+
+    def __init__(self, config: RunConfig, out_dir: Path):
+        self.config = config
+        self.out_dir = out_dir
+
+    def write(self, job: StepJob, *_payloads) -> tuple[Placed, None]:
+        result = write_outputs(job.target, job.inputs["prepare"], job.inputs["predict"], self.out_dir,
+                               self.config, job.attempts)
+        return Placed(result, self.placement()), None
