@@ -114,7 +114,7 @@ class OutputStage(_Worker):
         self.config = config
         self.out_dir = out_dir
 
-    def write(self, job: StepJob, *_payloads) -> tuple[Placed, None]:
+    def write(self, job: StepJob) -> tuple[Placed, None]:
         result = write_outputs(job.target, job.inputs["prepare"], job.inputs["predict"], self.out_dir,
                                self.config, job.attempts)
         return Placed(result, self.placement()), None

@@ -23,7 +23,8 @@ from foldflow.targets import Target
 class StepSpec:
     name: str  # also the method of the pool's workers that runs it
     pool: str
-    inputs: tuple[str, ...] = ()
+    inputs: tuple[str, ...] = ()  # steps whose records it takes
+    payloads: tuple[str, ...] = ()  # inputs whose large result (e.g. features) it takes, by reference
     per: Literal["target", "model"] = "target"
     status: str = ""  # the target's status in the run records while this step runs
     key: str = ""  # what the keys of its stored results cover ("" when it stores nothing)
@@ -41,7 +42,7 @@ class Workflow:
     def __post_init__(self) -> None:
         names = [s.name for s in self.steps]
         for step in self.steps:
-            unknown = [i for i in step.inputs if i not in names[:names.index(step.name)]]
+            unknown = [i for i in (*step.inputs, *step.payloads) if i not in names[:names.index(step.name)]]
             if unknown:
                 raise ValueError(f"step '{step.name}': inputs {unknown} are not earlier steps")
 
@@ -74,7 +75,7 @@ def prediction_workflow(config: RunConfig) -> Workflow:
         StepSpec("prepare", pool="msa", status="msa",
                  key="alignments: sequence, database fingerprint, search settings, engine and version; "
                      "features: the alignments' keys, deduplication"),
-        StepSpec("predict", pool="model", inputs=("prepare",), per="model", status="model",
+        StepSpec("predict", pool="model", inputs=("prepare",), payloads=("prepare",), per="model", status="model",
                  key="features key, model name and version, parameters' fingerprint, seed, recycles, "
                      "MSA depths, precision, bucket"),
         StepSpec("write", pool="writer", inputs=("prepare", "predict"), status="output"),

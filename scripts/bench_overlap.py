@@ -48,7 +48,7 @@ def main() -> None:
 
     def configured(device_seconds: float, store: str) -> RunConfig:
         return RunConfig(store=store, msa={"databases": databases, "iterations": args.iterations}, plots=False,
-                         model={"names": ["simulated_device"], "simulated_device_seconds": device_seconds},
+                         model={"names": [f"simulated_device_{device_seconds}s"]},
                          pipeline={"progress": False, "max_in_flight": 4, "longest_first": False})
 
     device_seconds = args.device_seconds

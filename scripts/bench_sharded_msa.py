@@ -44,8 +44,9 @@ def main() -> None:
     rows, reference = [], None
     for count in map(int, args.shards.split(",")):
         store = str(work / f"store-{count}")
-        config = RunConfig(store=store, plots=False, msa={"databases": [database], "shards": count},
-                           model={"names": ["simulated_device"], "simulated_device_seconds": 0.0},
+        config = RunConfig(store=store, plots=False, msa={"databases": [database], "shards": count,
+                                "engine": "pyhmmer_sharded" if count > 1 else "pyhmmer"},
+                           model={"names": ["simulated_device_0s"]},
                            pipeline={"progress": False})
         run = foldflow.predict(fasta, work / f"out-{count}", config, run_id=f"shards-{count}")
         table = run.to_pandas()

@@ -25,8 +25,8 @@ def test_bucket_for():
 
 @pytest.mark.slow
 def test_padding_does_not_change_the_float32_prediction(features):
-    unpadded = AlphaFold2("model_1_ptm", small_model_config(bfloat16=False, bucket_lengths=[])).predict(features, 0)
-    padded = AlphaFold2("model_1_ptm", small_model_config(bfloat16=False, bucket_lengths=[64])).predict(features, 0)
+    unpadded = AlphaFold2("model_1_ptm", small_model_config(bfloat16=False)).predict(features, 0, 40)
+    padded = AlphaFold2("model_1_ptm", small_model_config(bfloat16=False)).predict(features, 0, 64)
     assert padded.atom_positions.shape == (40, 37, 3) and padded.pae.shape == (40, 40)
     mask = unpadded.atom_mask > 0
     assert np.abs(padded.atom_positions - unpadded.atom_positions)[mask].max() < 1e-3
@@ -38,15 +38,15 @@ def test_padding_does_not_change_the_float32_prediction(features):
 def test_params_directory_gives_the_same_model_as_the_cached_random_params(features):
     settings = small_model_config()
     _, cached_path, _, _ = load_model_params("model_1_ptm", settings)
-    from_random = AlphaFold2("model_1_ptm", settings).predict(features, 0)
-    from_dir = AlphaFold2("model_1_ptm", small_model_config(params_dir=cached_path.parent)).predict(features, 0)
+    from_random = AlphaFold2("model_1_ptm", settings).predict(features, 0, 64)
+    from_dir = AlphaFold2("model_1_ptm", small_model_config(params_dir=cached_path.parent)).predict(features, 0, 64)
     assert from_dir.mean_plddt == from_random.mean_plddt
     np.testing.assert_array_equal(from_dir.atom_positions, from_random.atom_positions)
 
 
 @pytest.mark.slow
 def test_random_parameters_are_deterministic_and_not_degenerate(features):
-    prediction = AlphaFold2("model_1_ptm", small_model_config()).predict(features, 0)
+    prediction = AlphaFold2("model_1_ptm", small_model_config()).predict(features, 0, 64)
     ca = prediction.atom_positions[:, 1]
     assert np.ptp(ca, axis=0).min() > 1.0, "zero_init=False: atoms do not collapse to the origin"
     assert np.ptp(prediction.plddt) > 0.1, "pLDDT is not the flat 50 of zero-initialised heads"

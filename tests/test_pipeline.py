@@ -38,7 +38,7 @@ def test_every_target_is_predicted(run):
     assert list(table.index) == ["HG003686_698", "HG003690_137", "HG003690_101", "short"]
     assert table["status"].eq("ok").all()
     assert table.loc["short", "msa_source"] == "precomputed"
-    assert (table.drop(index="short")["msa_source"] == "search").all()
+    assert (table.drop(index="short")["msa_source"] == "pyhmmer").all()
     assert table.loc["HG003690_101", "msa_depth_uniref90"] == 4  # query + 3 homologues
     assert table.loc["short", "msa_depth_bfd"] > 100
     assert table["mean_plddt"].between(0, 100).all() and table["ptm"].between(0, 1).all()

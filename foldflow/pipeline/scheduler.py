@@ -159,7 +159,7 @@ class Scheduler:
         for name in step.inputs:
             records = [run.records[(name, i)] for i in self.workflow.items(self.workflow.step(name))]
             inputs[name] = records if self.workflow.step(name).per == "model" else records[0]
-        payloads = tuple(run.payloads[name] for name in step.inputs if self.workflow.step(name).per == "target")
+        payloads = tuple(run.payloads[name] for name in step.payloads)
         job = StepJob(run.target, item, inputs, run.attempts)
         record, payload = self.backends[pool].call(worker, step.name, (job, *payloads))
         self.calls[record] = _Call(run, run.generation, step, item, worker, payload)

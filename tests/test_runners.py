@@ -1,0 +1,63 @@
+"""The stage functions without Ray give the Ray pipeline's bytes; renamed records recompute nothing."""
+
+import re
+
+import pytest
+
+import foldflow
+from conftest import DEMO_FASTA, small_run_config
+
+pytestmark = pytest.mark.slow
+
+
+def target_files(folder, target_id):
+    """Every file of a target's folder but timings.json (seconds differ from run to run)."""
+    root = folder / target_id
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*"))
+            if p.is_file() and p.name != "timings.json"}
+
+
+@pytest.fixture(scope="module")
+def two_targets(tmp_path_factory):
+    fasta = tmp_path_factory.mktemp("input") / "two.fasta"
+    fasta.write_text("".join(">" + r for r in DEMO_FASTA.read_text().split(">")[2:4]))
+    return fasta
+
+
+def test_in_process_runner_writes_the_bytes_of_the_ray_pipeline(tmp_path, two_targets):
+    runs = {}
+    for runner in ("in_process", "ray"):
+        config = small_run_config(tmp_path / f"store-{runner}")  # separate stores: both compute everything
+        config.pipeline.runner = runner
+        runs[runner] = foldflow.predict(two_targets, tmp_path / runner, config)
+        table = runs[runner].to_pandas()
+        assert runs[runner].ok and (table["msa_searches"] == 3).all() and (table["model_calls"] == 1).all()
+    for target_id in ("HG003690_137", "HG003690_101"):
+        in_process = target_files(tmp_path / "in_process", target_id)
+        assert in_process == target_files(tmp_path / "ray", target_id), target_id
+        assert {"ranked_0.pdb", "ranked_0.cif", "msas/uniref90_hits.sto"} <= set(in_process)
+    nodes = runs["ray"].to_pandas()["model_node"]
+    assert (runs["in_process"].to_pandas()["model_node"] == "local").all() and (nodes != "local").all()
+
+
+def test_renamed_records_recompute_nothing(tmp_path, two_targets):
+    config = small_run_config(tmp_path / "store")
+    first = foldflow.predict(two_targets, tmp_path / "first", config)
+    assert (first.to_pandas()["msa_searches"] == 3).all()
+    renamed = tmp_path / "renamed.fasta"
+    names = {}
+    text = two_targets.read_text()
+    for i, old in enumerate(re.findall(r"^>(\S+)", text, flags=re.MULTILINE)):
+        names[old] = f"renamed_{i}"
+        text = text.replace(f">{old}", f">renamed_{i} another description")
+    renamed.write_text(text)
+    second = foldflow.predict(renamed, tmp_path / "second", config)
+    table = second.to_pandas().set_index("target_id")
+    assert sorted(table.index) == ["renamed_0", "renamed_1"] and second.ok
+    assert (table["msa_searches"] == 0).all() and (table["model_calls"] == 0).all() and table["cached"].all()
+    for old, new in names.items():
+        before, after = target_files(first.out_dir, old), target_files(second.out_dir, new)
+        assert after["ranked_0.pdb"] == before["ranked_0.pdb"]
+        msa = after["msas/uniref90_hits.sto"].decode()
+        assert re.search(rf"^{new}\s+[A-Z-]+$", msa, flags=re.MULTILINE), "the query row carries the new name"
+        assert old not in msa and re.search(rf"^{old}\s", before["msas/uniref90_hits.sto"].decode(), re.MULTILINE)
