@@ -39,7 +39,7 @@ def check_local_setup(config: RunConfig) -> None:
     """
     from foldflow.models import UnknownModelError, model_class
     from foldflow.models.params import ParamsNotFoundError, params_path
-    from foldflow.msa.engine import engines_for
+    from foldflow.msa.registry import engines_for
 
     try:
         engines = engines_for(config.msa)

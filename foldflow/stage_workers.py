@@ -16,7 +16,7 @@ from foldflow.config import ModelConfig, MsaConfig, RunConfig
 from foldflow.features import FeatureDict
 from foldflow.models import load_model
 from foldflow.models.base import CompileStats, Model
-from foldflow.msa.engine import engines_for
+from foldflow.msa.registry import engines_for
 from foldflow.stages import Placed, Placement, predict_target, prepare_target, write_outputs
 from foldflow.steps import StepCache
 from foldflow.store import Store

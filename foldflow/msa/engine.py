@@ -1,4 +1,4 @@
-"""One interface for every way of getting a target's alignments, and the registry that names them.
+"""One interface for every way of getting a target's alignments (the registry is :mod:`.registry`).
 
 An engine turns a target into :class:`MsaStep`\\ s, one per alignment: each
 step carries its store key (what affects its result, never the target's
@@ -16,7 +16,7 @@ from typing import ClassVar
 
 from foldflow.compute import Resources
 from foldflow.config import DatabaseConfig, MsaConfig
-from foldflow.msa.alignment import QUERY_NAME, Alignment
+from foldflow.msa.alignment import Alignment
 from foldflow.steps import search_key
 from foldflow.targets import Target
 
@@ -70,62 +70,11 @@ class DatabaseSearchEngine(MsaEngine):
     def databases(self) -> list[DatabaseConfig]:
         return list(self.config.databases)
 
-    def resources(self) -> Resources:
-        size_gb = sum(db.path.stat().st_size for db in self.config.databases if db.path.is_file()) / 2**30
-        return Resources(cpus=self.config.cpus_per_search, memory_gb=round(size_gb, 3) or None)
-
     @abstractmethod
     def search(self, sequence: str, database: DatabaseConfig) -> Alignment:
-        """Search ``sequence`` (named :data:`QUERY_NAME`) against one database."""
+        """Search ``sequence`` (named :data:`foldflow.msa.alignment.QUERY_NAME`) against one database."""
 
     def plan(self, target: Target) -> list[MsaStep]:
         return [MsaStep(db.name, search_key(target.sequence, db, self.config, self.name, self.version),
                         lambda db=db: self.search(target.sequence, db))
                 for db in self.config.databases]
-
-
-_ENGINES: dict[str, Callable[..., MsaEngine]] = {}
-_builtin_registered = False
-
-
-def register_engine(name: str, factory: Callable[..., MsaEngine]) -> None:
-    _ENGINES[name] = factory
-
-
-def engine_names() -> list[str]:
-    _register_builtin()
-    return sorted(_ENGINES)
-
-
-def make_engine(name: str, config: MsaConfig, **resident) -> MsaEngine:
-    """The engine called ``name``; ``resident`` passes handles some engines use (e.g. shard searchers)."""
-    _register_builtin()
-    if name not in _ENGINES:
-        raise ValueError(f"unknown MSA engine '{name}' (known: {', '.join(sorted(_ENGINES))})")
-    return _ENGINES[name](config, **resident)
-
-
-def engines_for(config: MsaConfig, **resident) -> list[MsaEngine]:
-    """The engines a run consults in order: precomputed files first (when configured), then the
-    search engine (unless precomputed files are required)."""
-    chain = []
-    if config.precomputed_dir is not None:
-        chain.append(make_engine("precomputed", config))
-    if not config.require_precomputed:
-        chain.append(make_engine(config.engine, config, **resident))
-    return chain
-
-
-def _register_builtin() -> None:
-    global _builtin_registered
-    if _builtin_registered:
-        return
-    _builtin_registered = True
-    from foldflow.msa.jackhmmer import PyhmmerEngine
-    from foldflow.msa.precomputed import PrecomputedEngine
-    from foldflow.msa.sharded import ShardedPyhmmerEngine
-
-    for engine in (PyhmmerEngine, ShardedPyhmmerEngine, PrecomputedEngine):
-        _ENGINES.setdefault(engine.name, engine)
-
-

@@ -12,7 +12,6 @@ import io
 import tempfile
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import pyhmmer
 from alphafold.data import parsers

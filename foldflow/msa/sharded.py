@@ -22,7 +22,6 @@ import pyhmmer
 from pyhmmer.easel import Alphabet, DigitalSequenceBlock, KeyHash, SequenceFile, TextSequence
 from pyhmmer.plan7 import HMM, Background, Builder, Pipeline, TopHits, Trace
 
-from foldflow.compute import Resources
 from foldflow.config import DatabaseConfig, MsaConfig
 from foldflow.msa.alignment import QUERY_NAME, Alignment
 from foldflow.msa.engine import DatabaseSearchEngine
@@ -126,9 +125,6 @@ class ShardedPyhmmerEngine(DatabaseSearchEngine):
     @property
     def version(self) -> str:
         return pyhmmer.__version__
-
-    def resources(self) -> Resources:
-        return Resources(cpus=self.config.cpus_per_search)  # the shard actors hold the databases
 
     def _search_local_shards(self, database: str, hmm: HMM) -> list[TopHits]:
         if database not in self._local:

@@ -10,7 +10,7 @@ from tqdm import tqdm
 from foldflow.compute import Resources
 from foldflow.config import RunConfig
 from foldflow.models import model_class
-from foldflow.msa.engine import make_engine
+from foldflow.msa.registry import make_engine
 from foldflow.pipeline.actors import ACTOR_OPTIONS, ModelActor, MsaActor, RayBackend, start_shard_workers
 from foldflow.pipeline.local import LocalBackend, start_local
 from foldflow.pipeline.pools import ActorPool, UnplaceableStageError, check_placeable, placement_options
