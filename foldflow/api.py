@@ -101,7 +101,22 @@ def describe_setup(config: RunConfig) -> str:
         else f"parameters from {config.model.params_dir}"
     bundled = "bundled mini databases" if all("resources/db" in str(db.path) for db in config.msa.databases) \
         else "databases"
-    return f"foldflow: {', '.join(config.model.names)} with {params}; {bundled}: {dbs}"
+    preset = config.model.effective_preset
+    settings = ("AlphaFold 2.3's own recycles and MSA depths" if preset == "alphafold"
+                else "FEWER recycles and MSA rows than AlphaFold: not its accuracy")
+    return f"foldflow: {', '.join(config.model.names)} with {params}; preset {preset} ({settings}); {bundled}: {dbs}"
+
+
+def effective_settings_comment(config: RunConfig) -> str:
+    """YAML comment lines: each model's recycles and MSA depths as they will run."""
+    from foldflow.models import model_class
+
+    lines = [f"# preset {config.model.effective_preset}; each model runs with:"]
+    for name in config.model.names:
+        values = model_class(name).effective_settings(name, config.model)
+        lines.append(f"#   {name}: " + (", ".join(f"{k} {v}" for k, v in values.items()) or "(no such settings)")
+                     + f", seed {config.model.seed_for(name)}")
+    return "\n".join(lines) + "\n"
 
 
 def predict(fasta: str | Path, out: str | Path, config: RunConfig | str | Path | None = None,
@@ -116,7 +131,8 @@ def predict(fasta: str | Path, out: str | Path, config: RunConfig | str | Path |
     """
     config = config if isinstance(config, RunConfig) else load_config(config)
     config = apply_overrides(config, overrides)
-    log.warning(describe_setup(config)) if config.model.uses_random_params else log.info(describe_setup(config))
+    announce = config.model.uses_random_params or config.model.effective_preset != "alphafold"
+    log.warning(describe_setup(config)) if announce else log.info(describe_setup(config))
     check_local_setup(config)
 
     batch = load_targets(Path(fasta), max_length=config.max_length)
@@ -148,7 +164,7 @@ def resume(run_id: str, store: str | None = None) -> RunResult:
 def _execute(manifest: RunManifest, config: RunConfig, book: RunBook) -> RunResult:
     out_dir = Path(manifest.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "config.yaml").write_text(dump_config(config))
+    (out_dir / "config.yaml").write_text(effective_settings_comment(config) + dump_config(config))
     if config.pipeline.runner == "in_process":
         from foldflow.sequential import execute_in_process
 

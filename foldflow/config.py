@@ -85,16 +85,29 @@ class MsaConfig(_Strict):
         return self
 
 
+# The "fast" preset's model settings (demo and tests); "alphafold" keeps each model's own (AlphaFold 2.3:
+# 3 recycles, 512 MSA clusters, 5,120 extra MSA rows for the monomer models).
+FAST_PRESET = {"num_recycle": 1, "max_msa_clusters": 32, "max_extra_msa": 64}
+PRESET_SETTINGS = tuple(FAST_PRESET)
+
+
 class ModelConfig(_Strict):
-    """AlphaFold 2 settings. ``None`` depths keep the model's own defaults."""
+    """AlphaFold 2 settings.
+
+    ``preset`` chooses recycles and MSA depths: ``alphafold`` (AlphaFold 2.3's
+    own, the default with real parameters) or ``fast`` (the default with random
+    parameters: demo and tests). A value set here overrides the preset's.
+    """
 
     names: list[str] = Field(default_factory=lambda: ["model_1_ptm"], min_length=1)
     params_dir: Path | None = None
     params_seed: int = 0
-    prediction_seed: int = 0
-    num_recycle: int = Field(default=1, ge=0)
-    max_msa_clusters: int | None = Field(default=32, ge=1)
-    max_extra_msa: int | None = Field(default=64, ge=1)
+    preset: Literal["alphafold", "fast"] | None = None
+    # The run seed: model i of n gets seed i + random_seed * n, as run_alphafold assigns them.
+    random_seed: int = Field(default=0, ge=0)
+    num_recycle: int | None = Field(default=None, ge=0)
+    max_msa_clusters: int | None = Field(default=None, ge=1)
+    max_extra_msa: int | None = Field(default=None, ge=1)
     bfloat16: bool = True
     # Each target is padded to the next bucket, so XLA compiles once per bucket, not per length.
     # An empty list pads nothing (one compile per distinct length).
@@ -104,6 +117,21 @@ class ModelConfig(_Strict):
     @property
     def uses_random_params(self) -> bool:
         return self.params_dir is None
+
+    @property
+    def effective_preset(self) -> str:
+        return self.preset or ("fast" if self.uses_random_params else "alphafold")
+
+    def preset_value(self, setting: str) -> int | None:
+        """A recycles/MSA-depth setting: set here, else the preset's (None: the model's own)."""
+        value = getattr(self, setting)
+        if value is None and self.effective_preset == "fast":
+            return FAST_PRESET[setting]
+        return value
+
+    def seed_for(self, model_name: str) -> int:
+        """The model's seed, derived from the run seed as AlphaFold's run_alphafold derives it."""
+        return self.names.index(model_name) + self.random_seed * len(self.names)
 
     def bucket_for(self, num_res: int) -> int:
         """The smallest bucket that holds ``num_res`` residues (``num_res`` itself past the last)."""

@@ -65,7 +65,12 @@ RUN_OPTIONS: tuple[RunOption, ...] = (
     RunOption("--msa-dir", "msa.precomputed_dir", "dir",
               "Precomputed MSAs: DIR/<target>/*.sto|*.a3m or DIR/<target>.a3m."),
     RunOption("--models", "model.names", "list", "Comma-separated model names, e.g. model_1_ptm,model_2_ptm."),
-    RunOption("--num-recycle", "model.num_recycle", "int", "Recycling iterations."),
+    RunOption("--preset", "model.preset", "text",
+              "alphafold (AlphaFold 2.3's own recycles and MSA depths; the default with --params) or fast "
+              "(1 recycle, 32/64 MSA rows; the default with random parameters)."),
+    RunOption("--num-recycle", "model.num_recycle", "int", "Recycling iterations (default: the preset's)."),
+    RunOption("--random-seed", "model.random_seed", "int",
+              "Run seed; model i of n gets seed i + seed * n, as in run_alphafold (default 0)."),
     RunOption("--max-length", "max_length", "int", "Longest sequence accepted."),
     RunOption("--run-id", None, "text", "Name this run (default: a new timestamped id)."),
     RunOption("--store", "store", "text", "Store for step results and run records: a path or URI (s3://...)."),

@@ -42,7 +42,12 @@ class ScienceResult:
     mean_plddt: float | None = column(pa.float64())
     ptm: float | None = column(pa.float64())
     bucket: int | None = column(pa.int32())  # length the model padded the target to
+    preset: str | None = column(pa.string())  # "alphafold" or "fast"
+    recycles: int | None = column(pa.int32())  # as run by the best model
+    msa_clusters: int | None = column(pa.int32())  # MSA rows the best model saw (max_msa_clusters)
+    extra_msa_rows: int | None = column(pa.int32())  # extra MSA rows it saw (max_extra_msa)
     msa_depths: dict[str, int] = expanded(pa.int32(), "msa_depth")  # rows per database
+    seeds: dict[str, int] = expanded(pa.int64(), "seed")  # each model's seed
 
 
 @dataclass

@@ -109,7 +109,7 @@ def predict_target(prepared: PreparedTarget, features: FeatureDict, model_name: 
 
     def compute() -> Prediction:
         loaded.append(model())
-        return loaded[0].predict(features, settings.prediction_seed, bucket)
+        return loaded[0].predict(features, settings.seed_for(model_name), bucket)
 
     key = prediction_key(prepared.features_key, model_name, model_class(model_name).version, settings, bucket)
     with measure_compiles() as compiles:
@@ -147,7 +147,9 @@ def write_outputs(target: Target, prepared: Placed, predicted: Sequence[Placed],
         science=ScienceResult(
             sequence_hash=target.sequence_hash, msa_source=ready.msa_source, msa_depth=ready.feature_msa_depth,
             model=best.model_name, mean_plddt=best.mean_plddt, ptm=best.ptm, bucket=models[0].bucket,
-            msa_depths=ready.msa_depths),
+            preset=config.model.effective_preset, recycles=best.recycles, msa_clusters=best.msa_clusters,
+            extra_msa_rows=best.extra_msa_rows, msa_depths=ready.msa_depths,
+            seeds={p.model_name: p.seed for p in predictions}),
         observed=RunObservations(
             msa_searches=computed.get("msa", 0), model_calls=computed.get("prediction", 0), cached=not computed,
             attempts=attempts, xla_compiles=compiles.compiles, xla_cache_hits=compiles.cache_hits,

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import uuid
 from collections.abc import Callable
 from dataclasses import asdict
 from importlib import metadata
@@ -20,7 +21,7 @@ from typing import TypeVar
 
 import numpy as np
 
-from foldflow.config import DatabaseConfig, ModelConfig, MsaConfig
+from foldflow.config import PRESET_SETTINGS, DatabaseConfig, ModelConfig, MsaConfig
 from foldflow.models.base import Prediction
 from foldflow.msa.alignment import Alignment
 from foldflow.store import Store, content_key
@@ -68,8 +69,8 @@ def params_fingerprint(model_name: str, settings: ModelConfig) -> str:
 
 
 def prediction_key(features: str, model_name: str, model_version: str, settings: ModelConfig, pad_to: int) -> str:
-    model_settings = settings.model_dump(include={"prediction_seed", "num_recycle", "max_msa_clusters",
-                                                  "max_extra_msa", "bfloat16"})
+    model_settings = {"seed": settings.seed_for(model_name), "bfloat16": settings.bfloat16,
+                      **{name: settings.preset_value(name) for name in PRESET_SETTINGS}}
     return content_key("prediction", features=features, model=model_name, model_version=model_version,
                        params=params_fingerprint(model_name, settings), settings=model_settings, pad_to=pad_to,
                        versions={"alphafold": VERSIONS["alphafold-colabfold"], "jax": VERSIONS["jax"]})
@@ -101,7 +102,8 @@ def prediction_from_arrays(arrays: dict[str, np.ndarray]) -> Prediction:
 
 
 class StepCache:
-    """Look a step result up in the store, or compute and store it; counts what was computed."""
+    """Look a step result up in the store, or compute and store it; counts what was computed and
+    notes every computation's start and end in the store's ledger."""
 
     def __init__(self, store: Store):
         self.store = store
@@ -112,8 +114,11 @@ class StepCache:
         found = get(kind, key)
         if found is not None:
             return decode(found)
+        token = uuid.uuid4().hex
+        self.store.log_computation(kind, key, token, "started")
         result = compute()
         put(kind, key, encode(result))
+        self.store.log_computation(kind, key, token, "finished")
         self.computed[kind] = self.computed.get(kind, 0) + 1
         return result
 

@@ -18,7 +18,10 @@ import hashlib
 import io
 import json
 import logging
+import os
+import time
 import uuid
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -138,6 +141,26 @@ class Store:
         """Number of complete entries of one kind (their checksum sidecars)."""
         selector = pafs.FileSelector(self._path(f"steps/{kind}"), recursive=True, allow_not_found=True)
         return sum(1 for info in self.fs.get_file_info(selector) if info.path.endswith(".sha256"))
+
+    # -- the computation ledger ---------------------------------------------------
+    def log_computation(self, kind: str, key: str, token: str, event: str) -> None:
+        """Note that a computation of one step result started or finished (``event``)."""
+        self.put_record(f"computations/{kind}/{key}/{token}.{event}", {"pid": os.getpid(), "time": time.time()})
+
+    def computations(self, kind: str) -> dict[str, Counter]:
+        """Per key of one kind: how many computations started and finished, over the store's life.
+
+        A step computed twice (a recomputation the store should have prevented)
+        shows ``finished`` 2; a call lost mid-way (its actor died) and retried
+        shows ``started`` 2, ``finished`` 1.
+        """
+        selector = pafs.FileSelector(self._path(f"computations/{kind}"), recursive=True, allow_not_found=True)
+        counts: dict[str, Counter] = {}
+        for info in self.fs.get_file_info(selector):
+            if info.type == pafs.FileType.File and not info.base_name.endswith(".tmp"):
+                key = info.path.rsplit("/", 2)[-2]
+                counts.setdefault(key, Counter())[info.base_name.rsplit(".", 1)[1]] += 1
+        return counts
 
     # -- run records -----------------------------------------------------------
     def put_record(self, relative: str, record: Any) -> None:

@@ -35,7 +35,7 @@ def main() -> None:
     model = AlphaFold2("model_1_ptm", settings)  # loads the npz
     alignments = ResidentDatabases(MsaConfig()).search(target.id, target.sequence)  # reads the databases
     features = build_features(target.sequence, target.description, alignments)
-    prediction = model.predict(features, settings.prediction_seed, target.length)  # compiles for this length
+    prediction = model.predict(features, settings.seed_for("model_1_ptm"), target.length)  # compiles for this length
     args.out.mkdir(parents=True, exist_ok=True)
     write_target(args.out, target.id, alignments, [prediction], {"total": time.perf_counter() - start}, False)
 

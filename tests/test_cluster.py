@@ -78,4 +78,6 @@ def test_losing_the_model_node_mid_run_loses_no_target(cluster, tmp_path):
     assert sorted(table["target_id"]) == sorted(["HG003686_698", "HG003690_137", "HG003690_101", "HG003686_84"])
     survivor = ({nodes["gpu-a"].node_id, nodes["gpu-b"].node_id} - set(removed)).pop()
     assert survivor in set(table["model_node"]), "targets were retried on the other GPU node"
-    assert Store(config.store).count("prediction") == 4
+    predictions = Store(config.store).computations("prediction")
+    assert len(predictions) == 4 and {c["finished"] for c in predictions.values()} == {1}, predictions
+    assert any(c["started"] == 2 for c in predictions.values()), "the lost node's prediction was retried"

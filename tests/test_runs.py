@@ -105,7 +105,10 @@ def test_cancel_then_sigkill_then_resume_gives_identical_outputs(tmp_path, refer
     assert not list(out.glob(".*"))
     for target in targets:
         assert files_without_timings(out / target) == files_without_timings(reference / "out" / target), target
-    assert Store(store).count("prediction") == 4
+    # across cancel, resume, SIGKILL and resume: every step computed exactly once (counted, not stored)
+    for kind in ("features", "prediction"):
+        finished = {key: c["finished"] for key, c in Store(store).computations(kind).items()}
+        assert len(finished) == 4 and set(finished.values()) == {1}, (kind, finished)
 
 
 def test_killed_actors_are_restarted_and_nothing_is_lost(tmp_path):
@@ -137,7 +140,9 @@ def test_killed_actors_are_restarted_and_nothing_is_lost(tmp_path):
     assert set(killed) == {"msa", "model"}
     assert run.ok, run.failed
     assert sorted(r.target_id for r in run.results) == ["HG003686_698", "HG003690_101", "HG003690_137", "short"]
-    assert Store(config.store).count("prediction") == 4, "each prediction stored once"
+    predictions = Store(config.store).computations("prediction")
+    assert len(predictions) == 4 and {c["finished"] for c in predictions.values()} == {1}, predictions
+    assert any(c["started"] == 2 for c in predictions.values()), "the killed actor's prediction was lost and retried"
 
 
 def test_second_run_computes_nothing_and_a_grown_batch_only_the_new_target(tmp_path):
@@ -156,5 +161,6 @@ def test_second_run_computes_nothing_and_a_grown_batch_only_the_new_target(tmp_p
     third = foldflow.predict(grown, tmp_path / "out", config, run_id="night-3").to_pandas().set_index("target_id")
     assert third.loc["HG003686_84", "model_calls"] == 1 and third.loc["HG003686_84", "msa_searches"] == 3
     assert third.drop(index="HG003686_84")["cached"].all()
-    assert Store(config.store).count("prediction") == 5
+    predictions = Store(config.store).computations("prediction")
+    assert len(predictions) == 5 and {c["finished"] for c in predictions.values()} == {1}, "each computed once"
     assert [r["run_id"] for r in foldflow.list_runs(config.store)] == ["night-1", "night-2", "night-3"]

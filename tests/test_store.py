@@ -57,8 +57,21 @@ def test_step_cache_computes_once_and_recomputes_corrupt_entries(tmp_path):
     first = cache.alignment("key", compute)
     assert cache.alignment("key", compute) == first and len(calls) == 1
     assert cache.take_counts() == {"msa": 1} and cache.take_counts() == {}
+    assert store.computations("msa") == {"key": {"started": 1, "finished": 1}}
     (tmp_path / Store.step_path("msa", "key", "json")).write_text("{}")
     assert cache.alignment("key", compute) == first and len(calls) == 2
+    assert store.computations("msa") == {"key": {"started": 2, "finished": 2}}, "the ledger counts every compute"
+
+
+def test_the_ledger_shows_a_computation_that_never_finished(tmp_path):
+    store = Store(tmp_path)
+
+    def dies():
+        raise RuntimeError("actor lost mid-way")
+
+    with pytest.raises(RuntimeError):
+        StepCache(store).prediction("p", dies)
+    assert store.computations("prediction") == {"p": {"started": 1}}
 
 
 def test_prediction_round_trip(tmp_path):
@@ -87,7 +100,7 @@ def test_keys_change_exactly_with_what_affects_each_step():
     model = ModelConfig()
     key = prediction_key(feats, "model_1_ptm", "v1", model, 64)
     assert key == prediction_key(feats, "model_1_ptm", "v1", ModelConfig(), 64)
-    for changed in (ModelConfig(num_recycle=3), ModelConfig(params_seed=1), ModelConfig(prediction_seed=2),
+    for changed in (ModelConfig(num_recycle=3), ModelConfig(params_seed=1), ModelConfig(random_seed=2),
                     ModelConfig(bfloat16=False)):
         assert key != prediction_key(feats, "model_1_ptm", "v1", changed, 64)
     assert key != prediction_key(feats, "model_1_ptm", "v1", model, 96)

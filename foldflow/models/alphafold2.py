@@ -34,12 +34,13 @@ def model_config(model_name: str, settings: ModelConfig) -> ml_collections.Confi
     if cfg.model.global_config.multimer_mode:
         raise ValueError(f"model '{model_name}' is a multimer model; foldflow predicts monomers for now")
     cfg.data.eval.num_ensemble = 1
-    cfg.data.common.num_recycle = settings.num_recycle
-    cfg.model.num_recycle = settings.num_recycle
-    if settings.max_msa_clusters is not None:
-        cfg.data.eval.max_msa_clusters = settings.max_msa_clusters
-    if settings.max_extra_msa is not None:
-        cfg.data.common.max_extra_msa = settings.max_extra_msa
+    if (num_recycle := settings.preset_value("num_recycle")) is not None:
+        cfg.data.common.num_recycle = num_recycle
+        cfg.model.num_recycle = num_recycle
+    if (clusters := settings.preset_value("max_msa_clusters")) is not None:
+        cfg.data.eval.max_msa_clusters = clusters
+    if (extra := settings.preset_value("max_extra_msa")) is not None:
+        cfg.data.common.max_extra_msa = extra
     cfg.model.global_config.bfloat16 = settings.bfloat16
     return cfg
 
@@ -106,6 +107,12 @@ class AlphaFold2(Model):
         self.settings = settings
         self._compiled_shapes: set[tuple[int, ...]] = set()
 
+    @classmethod
+    def effective_settings(cls, name: str, settings: ModelConfig) -> dict[str, int]:
+        cfg = model_config(name, settings)
+        return {"num_recycle": cfg.model.num_recycle, "max_msa_clusters": cfg.data.eval.max_msa_clusters,
+                "max_extra_msa": cfg.data.common.max_extra_msa}
+
     @property
     def compiles(self) -> int:
         return len(self._compiled_shapes)
@@ -120,12 +127,12 @@ class AlphaFold2(Model):
         result, recycles = self._runner.predict(processed, random_seed=seed)
         self._compiled_shapes.add(shape)
         done = time.perf_counter()
-        return self._to_prediction(processed, result, recycles, num_res, {
+        return self._to_prediction(processed, result, recycles, num_res, seed, {
             f"process_features_{self.name}": processed_at - start,
             f"predict_and_compile_{self.name}" if compiling else f"predict_{self.name}": done - processed_at,
         })
 
-    def _to_prediction(self, processed, result, recycles: int, num_res: int,
+    def _to_prediction(self, processed, result, recycles: int, num_res: int, seed: int,
                        timings: dict[str, float]) -> Prediction:
         structure = result["structure_module"]
         has_pae = "predicted_aligned_error" in result
@@ -141,6 +148,9 @@ class AlphaFold2(Model):
             pae=np.asarray(result["predicted_aligned_error"][:num_res, :num_res], dtype=np.float32) if has_pae else None,
             max_pae=float(result["max_predicted_aligned_error"]) if has_pae else None,
             recycles=int(recycles),
+            seed=seed,
+            msa_clusters=int(processed["msa_feat"].shape[1]),
+            extra_msa_rows=int(processed["extra_msa"].shape[1]),
             timings=timings,
         )
 

@@ -26,6 +26,9 @@ class Prediction:
     pae: np.ndarray | None = None  # [L, L] Angstrom
     max_pae: float | None = None
     recycles: int = 0
+    seed: int = 0  # the model's seed (process_features and predict), from the run seed
+    msa_clusters: int | None = None  # MSA rows the model saw (clusters; padded to the setting)
+    extra_msa_rows: int | None = None
     timings: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -65,6 +68,11 @@ class Model(ABC):
     initialised: bool = False  # parameters were created now (random init), not read
     compiles: int = 0  # input shapes compiled so far
     _load_reported: bool = False
+
+    @classmethod
+    def effective_settings(cls, name: str, settings) -> dict[str, int]:
+        """Recycles and MSA depths this model runs with under ``settings`` (none for models without)."""
+        return {}
 
     def take_load_seconds(self) -> float:
         """The parameters' load seconds, once: the first prediction of this model is charged with them."""

@@ -39,5 +39,5 @@ class SimulatedDevice(Model):
         return Prediction(
             model_name=self.name, aatype=np.argmax(features["aatype"], axis=-1).astype(np.int32),
             residue_index=np.asarray(features["residue_index"]), atom_positions=positions, atom_mask=mask,
-            plddt=np.zeros(num_res, dtype=np.float32), ranking_confidence=0.0,
+            plddt=np.zeros(num_res, dtype=np.float32), ranking_confidence=0.0, seed=seed,
             timings={f"simulated_device_{self.name}": time.perf_counter() - start})
