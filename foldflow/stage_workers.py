@@ -96,7 +96,7 @@ class ModelStage(_Worker):
         return {**process_info(), "node_id": self.placement().node,
                 "params_load_seconds": {m.name: m.load_seconds for m in self.models.values()},
                 "params_initialised": {m.name: m.initialised for m in self.models.values()},
-                "shapes_compiled": {m.name: m.compiles for m in self.models.values()},
+                "model_programs": {m.name: m.compiles for m in self.models.values()},
                 "xla": vars(self.compiles)}
 
     def predict(self, job: StepJob, features: FeatureDict) -> tuple[Placed, None]:

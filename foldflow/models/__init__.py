@@ -2,7 +2,7 @@
 
 A registry maps model names (regular expressions) to model classes, so
 configs name models (``model_1_ptm``) and the stages never test for a kind.
-``simulated_device[_<seconds>s]`` is a benchmark-only model (it predicts
+``simulated_device[_<seconds>s][_host]`` is a benchmark-only model (it predicts
 nothing; see :mod:`foldflow.models.simulated`).
 """
 
@@ -15,7 +15,7 @@ from foldflow.models.base import Model
 
 _REGISTRY: list[tuple[re.Pattern, str]] = [
     (re.compile(r"model_[1-5](_ptm)?"), "foldflow.models.alphafold2:AlphaFold2"),
-    (re.compile(r"simulated_device(_[0-9.]+s)?"), "foldflow.models.simulated:SimulatedDevice"),
+    (re.compile(r"simulated_device(_[0-9.]+s)?(_host)?"), "foldflow.models.simulated:SimulatedDevice"),
 ]
 
 

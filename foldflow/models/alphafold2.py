@@ -105,7 +105,6 @@ class AlphaFold2(Model):
         params, self.params_path, self.load_seconds, self.initialised = load_model_params(model_name, settings)
         self._runner = af_model.RunModel(self.config, params)
         self.settings = settings
-        self._compiled_shapes: set[tuple[int, ...]] = set()
 
     @classmethod
     def effective_settings(cls, name: str, settings: ModelConfig) -> dict[str, int]:
@@ -115,17 +114,17 @@ class AlphaFold2(Model):
 
     @property
     def compiles(self) -> int:
-        return len(self._compiled_shapes)
+        """Model programs compiled in this process: the size of JAX's own cache of the jitted model."""
+        return self._runner.apply._cache_size()
 
     def predict(self, features: dict[str, np.ndarray], seed: int, pad_to: int) -> Prediction:
         num_res = int(features["seq_length"][0])
         start = time.perf_counter()
         processed = process_features(self.config, features, seed, pad_to)
         processed_at = time.perf_counter()
-        shape = tuple(processed["msa_feat"].shape)
-        compiling = shape not in self._compiled_shapes
+        programs = self.compiles
         result, recycles = self._runner.predict(processed, random_seed=seed)
-        self._compiled_shapes.add(shape)
+        compiling = self.compiles > programs
         done = time.perf_counter()
         return self._to_prediction(processed, result, recycles, num_res, seed, {
             f"process_features_{self.name}": processed_at - start,

@@ -2,7 +2,9 @@
 
 ``simulated_device_<seconds>s`` (e.g. ``simulated_device_0.5s``) waits that long per prediction (a sleep: no CPU,
 as if a GPU were busy; 1 s when no time is given) and returns a straight CA
-trace with pLDDT 0. It exists so the scheduler can be measured with stage
+trace with pLDDT 0. With ``_host`` (``simulated_device_0.5s_host``) it first
+does the CPU work a GPU node's host does per target: AlphaFold's real
+``process_features`` for ``model_1_ptm`` at the target's bucket. It exists so the scheduler can be measured with stage
 work on separate resources; its outputs must never be read as structures.
 """
 
@@ -26,11 +28,20 @@ class SimulatedDevice(Model):
 
     def __init__(self, name: str, settings: ModelConfig):
         self.name = name
-        self.seconds = float(name.removeprefix("simulated_device").strip("_s") or 1.0)
+        self.seconds = float(name.removeprefix("simulated_device").removesuffix("_host").strip("_s") or 1.0)
+        self.host_config = None
+        if name.endswith("_host"):
+            from foldflow.models.alphafold2 import model_config
+
+            self.host_config = model_config("model_1_ptm", settings)
 
     def predict(self, features: dict[str, np.ndarray], seed: int, pad_to: int) -> Prediction:
         start = time.perf_counter()
         num_res = int(features["seq_length"][0])
+        if self.host_config is not None:
+            from foldflow.models.alphafold2 import process_features
+
+            process_features(self.host_config, features, seed, pad_to)
         time.sleep(self.seconds)
         positions = np.zeros((num_res, residue_constants.atom_type_num, 3), dtype=np.float32)
         positions[:, 1, 0] = 3.8 * np.arange(num_res)
