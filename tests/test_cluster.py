@@ -60,9 +60,9 @@ def test_losing_the_model_node_mid_run_loses_no_target(cluster, tmp_path):
         deadline = time.monotonic() + 600
         while not model_workers() and time.monotonic() < deadline:
             time.sleep(0.2)
-        while time.monotonic() < deadline and not any(
-                r["status"] == "model" for r in book.targets("node-loss").values()):
-            time.sleep(0.2)
+        while time.monotonic() < deadline and not any(  # a prediction started and not finished: in flight
+                c["started"] > c["finished"] for c in Store(config.store).computations("prediction").values()):
+            time.sleep(0.1)
         node_id = model_workers()[0]["node_id"]
         node = next(n for n in nodes.values() if n.node_id == node_id)
         ray_cluster.remove_node(node)

@@ -127,9 +127,8 @@ def test_killed_actors_are_restarted_and_nothing_is_lost(tmp_path):
         killed["msa"] = workers()["msa"][0]["pid"]
         os.kill(killed["msa"], signal.SIGKILL)
         wait_for(lambda: workers().get("model"), what="a model worker to report")
-        wait_for(lambda: any(r and r["status"] == "model" for r in book.targets(book.run_ids()[0]).values()),
-                 what="a target in the model")
-        time.sleep(1.0)  # let the model start its prediction
+        wait_for(lambda: any(c["started"] > c["finished"] for c in Store(config.store).computations("prediction")
+                             .values()), what="a prediction in progress (started in the ledger, not finished)")
         killed["model"] = workers()["model"][0]["pid"]
         os.kill(killed["model"], signal.SIGKILL)
 
