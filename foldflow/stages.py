@@ -14,6 +14,7 @@ The Ray actors in :mod:`foldflow.pipeline` and the in-process runner in
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -118,6 +119,10 @@ def predict_target(prepared: PreparedTarget, features: FeatureDict, model_name: 
     return PredictedModel(prediction, bucket, compiles, load_seconds, cache.take_counts(), (start, time.time()))
 
 
+def _seconds(spans: dict[str, Span]) -> dict[str, float]:
+    return {stage: end - start for stage, (start, end) in spans.items()}
+
+
 def _model_span(predicted: Sequence[PredictedModel]) -> Span:
     return min(p.span[0] for p in predicted), max(p.span[1] for p in predicted)
 
@@ -135,13 +140,13 @@ def write_outputs(target: Target, prepared: Placed, predicted: Sequence[Placed],
         compiles.add(m.compiles)
     load_seconds = sum(m.params_load_seconds for m in models)
     model_timings = {k: v for p in predictions for k, v in p.timings.items()}
-    timings = {**{k: e - s for k, (s, e) in spans.items()}, **model_timings,
+    timings = {**_seconds(spans), **model_timings,
                "xla_compile": compiles.seconds, "params_load": load_seconds}
     folder = write_target(out_dir, target.id, [a.with_query_name(target.id) for a in ready.alignments],
                           predictions, timings, config.model.uses_random_params, config.plots)
     best = max(predictions, key=lambda p: p.ranking_confidence)
     spans["output"] = (start, time.time())
-    computed = _merge_counts(ready.computed, *(m.computed for m in models))
+    computed = sum((Counter(c) for c in (ready.computed, *(m.computed for m in models))), Counter())
     return TargetResult(
         target_id=target.id, length=target.length, status="ok",
         science=ScienceResult(
@@ -156,7 +161,7 @@ def write_outputs(target: Target, prepared: Placed, predicted: Sequence[Placed],
             xla_compile_seconds=compiles.seconds, params_load_seconds=load_seconds,
             model_worker=predicted[0].placement.pid, msa_node=prepared.placement.node,
             model_node=predicted[0].placement.node, output_dir=str(folder),
-            timings={k: e - s for k, (s, e) in spans.items()}, stage_spans=spans))
+            timings=_seconds(spans), stage_spans=spans))
 
 
 def failed_result(target: Target, error: str, prepared: Placed | None, attempts: int,
@@ -169,14 +174,6 @@ def failed_result(target: Target, error: str, prepared: Placed | None, attempts:
                               msa_source=ready.msa_source if ready else None,
                               msa_depths=ready.msa_depths if ready else {}),
         observed=RunObservations(attempts=attempts, msa_searches=(ready.computed.get("msa", 0) if ready else 0),
-                                 timings={k: e - s for k, (s, e) in ready.spans.items()} if ready else {},
+                                 timings=_seconds(ready.spans) if ready else {},
                                  stage_spans=dict(ready.spans) if ready else {}))
-
-
-def _merge_counts(*counts: dict[str, int]) -> dict[str, int]:
-    merged: dict[str, int] = {}
-    for count in counts:
-        for kind, n in count.items():
-            merged[kind] = merged.get(kind, 0) + n
-    return merged
 

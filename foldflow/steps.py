@@ -1,12 +1,13 @@
 """Step results by content: what each step's key hashes, and how results go to and from the store.
 
-A key covers everything that changes the result: the sequence, each
-database's fingerprint (path, size, modification time) and the search
-settings for an MSA; the MSAs' keys and the deduplication setting for
-features; the features' key, model name, parameters' fingerprint, seed,
-recycles, MSA depths, precision and padding bucket for a prediction; and the
-versions of foldflow, pyhmmer and alphafold-colabfold. A changed setting
-recomputes exactly the steps it reaches.
+A key covers everything that changes the result, never a target's display
+name: the sequence, each database's fingerprint (path, size, modification
+time), the search settings and the engine with its version for an MSA; the
+MSAs' keys and the deduplication setting for features; the features' key,
+model name and version, parameters' fingerprint, seed, recycles, MSA depths,
+precision and padding bucket for a prediction; and the versions of foldflow
+and alphafold-colabfold. A changed setting recomputes exactly the steps it
+reaches.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from foldflow.store import Store, content_key
 
 T = TypeVar("T")
 
-VERSIONS = {name: metadata.version(name) for name in ("foldflow", "pyhmmer", "alphafold-colabfold", "jax")}
+VERSIONS = {name: metadata.version(name) for name in ("foldflow", "alphafold-colabfold", "jax")}
 
 
 def database_fingerprint(db: DatabaseConfig) -> str:

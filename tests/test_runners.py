@@ -6,15 +6,14 @@ import pytest
 
 import foldflow
 from conftest import DEMO_FASTA, small_run_config
+from test_runs import files_without_timings
 
 pytestmark = pytest.mark.slow
 
 
 def target_files(folder, target_id):
     """Every file of a target's folder but timings.json (seconds differ from run to run)."""
-    root = folder / target_id
-    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*"))
-            if p.is_file() and p.name != "timings.json"}
+    return files_without_timings(folder / target_id)
 
 
 @pytest.fixture(scope="module")
