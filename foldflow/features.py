@@ -1,4 +1,4 @@
-"""AlphaFold monomer input features from a target's alignments (numpy only).
+"""AlphaFold monomer (and per-chain) input features from a target's alignments (numpy only).
 
 Built with ``alphafold.data.pipeline``'s own functions in the order its
 DataPipeline uses (uniref90, bfd, mgnify), so the result equals what
@@ -63,8 +63,8 @@ def empty_template_features(num_res: int) -> FeatureDict:
 
 
 def build_features(sequence: str, description: str, alignments: Sequence[Alignment],
-                   deduplicate: bool = True) -> FeatureDict:
-    """Sequence, MSA and (empty) template features for one monomer."""
+                   deduplicate: bool = True, templates: FeatureDict | None = None) -> FeatureDict:
+    """Sequence, MSA and template features for one chain (no templates: one empty template)."""
     msas = feature_msas(sequence, alignments)
     if deduplicate:
         msas = deduplicate_msas(msas)
@@ -72,7 +72,7 @@ def build_features(sequence: str, description: str, alignments: Sequence[Alignme
     return {
         **pipeline.make_sequence_features(sequence=sequence, description=description, num_res=num_res),
         **pipeline.make_msa_features(msas),
-        **empty_template_features(num_res),
+        **(templates if templates is not None else empty_template_features(num_res)),
     }
 
 

@@ -86,7 +86,7 @@ def alignment_from_record(record: dict) -> Alignment:
     return Alignment(**record)
 
 
-_PREDICTION_ARRAYS = ("aatype", "residue_index", "atom_positions", "atom_mask", "plddt", "pae")
+_PREDICTION_ARRAYS = ("aatype", "residue_index", "atom_positions", "atom_mask", "plddt", "pae", "chain_index")
 
 
 def prediction_to_arrays(prediction: Prediction) -> dict[str, np.ndarray]:

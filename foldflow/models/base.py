@@ -21,8 +21,10 @@ class Prediction:
     atom_positions: np.ndarray  # [L, 37, 3] float32
     atom_mask: np.ndarray  # [L, 37]
     plddt: np.ndarray  # [L] float, 0-100
-    ranking_confidence: float
+    ranking_confidence: float  # AlphaFold's: mean pLDDT (monomer), 0.8 ipTM + 0.2 pTM (multimer)
     ptm: float | None = None
+    iptm: float | None = None  # multimer models: interface pTM
+    chain_index: np.ndarray | None = None  # [L] int, 0-based chain of each residue (None: one chain)
     pae: np.ndarray | None = None  # [L, L] Angstrom
     max_pae: float | None = None
     recycles: int = 0
