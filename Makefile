@@ -14,14 +14,15 @@ $(BIN)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet -e ".[test]"
 	touch $@
 
-demo: $(BIN)/.installed
+demo: $(BIN)/.installed tools
 	$(BIN)/foldflow predict examples/demo.fasta --out results/demo
 
-# The jackhmmer binary (Debian package hmmer) is the reference the sharded search is tested against.
+# The HMMER binaries (Debian package hmmer) are the references the pyhmmer searches are tested against;
+# kalign realigns a template whose PDB seqres differs from its mmCIF (AlphaFold's template featuriser).
 tools:
-	@command -v jackhmmer >/dev/null || { \
+	@command -v jackhmmer >/dev/null && command -v kalign >/dev/null || { \
 	  SUDO=$$([ "$$(id -u)" -eq 0 ] || echo sudo); \
-	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq hmmer; }
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq hmmer kalign; }
 
 test: $(BIN)/.installed tools
 	$(BIN)/python -m pytest

@@ -43,7 +43,7 @@ def check_local_setup(config: RunConfig) -> None:
 
     try:
         engines = engines_for(config.msa)
-        classes = {name: model_class(name) for name in config.model.names}
+        classes = {name: model_class(name) for name in config.model.model_names}
     except (UnknownModelError, ValueError) as error:
         raise SetupError(str(error)) from None
     if config.pipeline.address is not None:
@@ -58,6 +58,12 @@ def check_local_setup(config: RunConfig) -> None:
         for database in engine.databases():
             if not database.path.is_file():
                 raise SetupError(f"database '{database.name}': no file {database.path}")
+    templates = config.msa.templates
+    if templates.enabled:
+        if not templates.pdb_seqres.is_file():
+            raise SetupError(f"templates: no PDB seqres file {templates.pdb_seqres} (or run with --no-templates)")
+        if not templates.mmcif_dir.is_dir():
+            raise SetupError(f"templates: no mmCIF folder {templates.mmcif_dir} (or run with --no-templates)")
 
 
 @dataclass
@@ -87,7 +93,7 @@ class RunResult:
 
     @property
     def scores(self) -> dict[str, dict[str, float | None]]:
-        return {r.target_id: {"mean_plddt": r.science.mean_plddt, "ptm": r.science.ptm}
+        return {r.target_id: {"mean_plddt": r.science.mean_plddt, "ptm": r.science.ptm, "iptm": r.science.iptm}
                 for r in self.results if r.status == "ok"}
 
     def to_pandas(self):
@@ -104,18 +110,22 @@ def describe_setup(config: RunConfig) -> str:
     preset = config.model.effective_preset
     settings = ("AlphaFold 2.3's own recycles and MSA depths" if preset == "alphafold"
                 else "FEWER recycles and MSA rows than AlphaFold: not its accuracy")
-    return f"foldflow: {', '.join(config.model.names)} with {params}; preset {preset} ({settings}); {bundled}: {dbs}"
+    return f"foldflow: {', '.join(config.model.model_names)} with {params}; preset {preset} ({settings}); {bundled}: {dbs}"
 
 
 def effective_settings_comment(config: RunConfig) -> str:
-    """YAML comment lines: each model's recycles and MSA depths as they will run."""
+    """YAML comment lines: each model's recycles and MSA depths and its predictions' seeds as they will run."""
+    from foldflow.config import is_multimer_model, runner_model
     from foldflow.models import model_class
 
     lines = [f"# preset {config.model.effective_preset}; each model runs with:"]
-    for name in config.model.names:
+    for name in config.model.model_names:
         values = model_class(name).effective_settings(name, config.model)
+        complex_ = is_multimer_model(name)
+        seeds = [config.model.seed_for(r, complex_) for r in config.model.runners_for(complex_)
+                 if runner_model(r) == name]
         lines.append(f"#   {name}: " + (", ".join(f"{k} {v}" for k, v in values.items()) or "(no such settings)")
-                     + f", seed {config.model.seed_for(name)}")
+                     + f", seeds {', '.join(map(str, seeds))}")
     return "\n".join(lines) + "\n"
 
 

@@ -7,6 +7,7 @@ bundled with the package and random-init AlphaFold parameters.
 from __future__ import annotations
 
 import os
+import re
 from importlib import resources
 from pathlib import Path
 from typing import Literal
@@ -55,6 +56,27 @@ def bundled_databases() -> list[DatabaseConfig]:
     ]
 
 
+def bundled_pairing_database() -> DatabaseConfig:
+    """Mini UniProt (1,000 real sequences) for species pairing of complexes; AlphaFold's 50,000 hits."""
+    return DatabaseConfig(name="uniprot", path=BUNDLED_DB_DIR / "uniprot_mini.fasta", max_hits=50_000)
+
+
+# ColabFold's "no limit" date: a fixed date, so template keys do not change from one day to the next.
+NO_TEMPLATE_DATE_LIMIT = "2100-01-01"
+
+
+class TemplateConfig(_Strict):
+    """AlphaFold 2.3's template search: hmmsearch of PDB seqres, hits featurised from an mmCIF folder."""
+
+    enabled: bool = True
+    pdb_seqres: Path = BUNDLED_DB_DIR / "pdb_seqres_mini.fasta"
+    mmcif_dir: Path = BUNDLED_DB_DIR / "pdb_mmcif"
+    # Templates released after this date are not used (run_alphafold's --max_template_date).
+    max_template_date: str = Field(default=NO_TEMPLATE_DATE_LIMIT, pattern=r"^\d{4}-\d{2}-\d{2}$")
+    obsolete_pdbs: Path | None = None  # AlphaFold's obsolete.dat: replaced entries map to their successor
+    max_hits: int = Field(default=20, ge=0)  # featurised per chain; the model uses 4
+
+
 class MsaConfig(_Strict):
     """MSA search: jackhmmer (pyhmmer) with AlphaFold 2.3's thresholds, or precomputed files."""
 
@@ -77,6 +99,18 @@ class MsaConfig(_Strict):
     precomputed_dir: Path | None = None
     require_precomputed: bool = False
     deduplicate: bool = True
+    # Searched for each chain of a heteromer, for species pairing (AlphaFold-Multimer's uniprot search).
+    pairing_database: DatabaseConfig | None = Field(default_factory=bundled_pairing_database)
+    templates: TemplateConfig = Field(default_factory=TemplateConfig)
+
+    def database(self, name: str) -> DatabaseConfig:
+        """A configured database by name, the pairing database included."""
+        return next(db for db in (*self.databases, self.pairing_database) if db is not None and db.name == name)
+
+    def searched_databases(self, pairing: bool) -> list[DatabaseConfig]:
+        """The databases a chain is searched against; with ``pairing`` (a heteromer's chain) also UniProt."""
+        extra = [self.pairing_database] if pairing and self.pairing_database is not None else []
+        return [*self.databases, *extra]
 
     @model_validator(mode="after")
     def _shards_need_the_sharded_engine(self) -> MsaConfig:
@@ -90,6 +124,29 @@ class MsaConfig(_Strict):
 FAST_PRESET = {"num_recycle": 1, "max_msa_clusters": 32, "max_extra_msa": 64}
 PRESET_SETTINGS = tuple(FAST_PRESET)
 
+# AlphaFold 2.3's model presets (alphafold.model.config.MODEL_PRESETS), usable as names in model.names.
+MODEL_SETS = {
+    "monomer": [f"model_{i}" for i in range(1, 6)],
+    "monomer_ptm": [f"model_{i}_ptm" for i in range(1, 6)],
+    "multimer": [f"model_{i}_multimer_v3" for i in range(1, 6)],
+}
+# Models per preset when model.names is not set: run_alphafold's monomer and multimer sets, or one of each.
+PRESET_MODELS = {"alphafold": ["monomer", "multimer"], "fast": ["model_1_ptm", "model_1_multimer_v3"]}
+# Predictions (seeds) per model when predictions_per_model is not set: run_alphafold's 1 per monomer
+# model and 5 per multimer model (--num_multimer_predictions_per_model), or 1 with the fast preset.
+PRESET_PREDICTIONS = {"alphafold": {"monomer": 1, "multimer": 5}, "fast": {"monomer": 1, "multimer": 1}}
+_RUNNER = re.compile(r"^(?P<model>.+)_pred_(?P<index>\d+)$")
+
+
+def is_multimer_model(name: str) -> bool:
+    return "multimer" in name
+
+
+def runner_model(runner: str) -> str:
+    """The model of a prediction's name (``model_1_pred_0`` -> ``model_1``)."""
+    match = _RUNNER.match(runner)
+    return match.group("model") if match else runner
+
 
 class ModelConfig(_Strict):
     """AlphaFold 2 settings.
@@ -99,11 +156,15 @@ class ModelConfig(_Strict):
     parameters: demo and tests). A value set here overrides the preset's.
     """
 
-    names: list[str] = Field(default_factory=lambda: ["model_1_ptm"], min_length=1)
+    # Model names and/or AlphaFold's preset names (monomer, monomer_ptm, multimer); monomers run the
+    # monomer models, complexes the multimer models. None: the preset's (alphafold: all ten).
+    names: list[str] | None = Field(default=None, min_length=1)
+    # Predictions (seeds) per model; None: run_alphafold's (1 per monomer model, 5 per multimer model).
+    predictions_per_model: int | None = Field(default=None, ge=1)
     params_dir: Path | None = None
     params_seed: int = 0
     preset: Literal["alphafold", "fast"] | None = None
-    # The run seed: model i of n gets seed i + random_seed * n, as run_alphafold assigns them.
+    # The run seed: prediction i of n gets seed i + random_seed * n, as run_alphafold assigns them.
     random_seed: int = Field(default=0, ge=0)
     num_recycle: int | None = Field(default=None, ge=0)
     max_msa_clusters: int | None = Field(default=None, ge=1)
@@ -129,13 +190,42 @@ class ModelConfig(_Strict):
             return FAST_PRESET[setting]
         return value
 
-    def seed_for(self, model_name: str) -> int:
-        """The model's seed, derived from the run seed as AlphaFold's run_alphafold derives it."""
-        return self.names.index(model_name) + self.random_seed * len(self.names)
+    @property
+    def model_names(self) -> list[str]:
+        """Every model this config names (preset names expanded), in order."""
+        names = self.names or PRESET_MODELS[self.effective_preset]
+        return list(dict.fromkeys(m for name in names for m in MODEL_SETS.get(name, [name])))
+
+    def models_for(self, is_complex: bool) -> list[str]:
+        """The models that predict a complex (multimer) or a monomer."""
+        return [m for m in self.model_names if is_multimer_model(m) == is_complex]
+
+    def models_needed(self, complexes: set[bool]) -> list[str]:
+        """The models a batch needs: ``complexes`` holds True if it has complexes, False if monomers."""
+        return [m for m in self.model_names if is_multimer_model(m) in complexes]
+
+    def runners_for(self, is_complex: bool) -> list[str]:
+        """The predictions of a target, named as run_alphafold names them: ``<model>_pred_<i>``."""
+        kind = "multimer" if is_complex else "monomer"
+        count = self.predictions_per_model or PRESET_PREDICTIONS[self.effective_preset][kind]
+        return [f"{model}_pred_{i}" for model in self.models_for(is_complex) for i in range(count)]
+
+    def seed_for(self, runner: str, is_complex: bool) -> int:
+        """A prediction's seed, derived from the run seed as run_alphafold derives it."""
+        runners = self.runners_for(is_complex)
+        return runners.index(runner) + self.random_seed * len(runners)
 
     def bucket_for(self, num_res: int) -> int:
         """The smallest bucket that holds ``num_res`` residues (``num_res`` itself past the last)."""
         return next((b for b in sorted(self.bucket_lengths) if b >= num_res), num_res)
+
+
+class RelaxConfig(_Strict):
+    """Amber relaxation (alphafold.relax on OpenMM) with AlphaFold 2.3's settings."""
+
+    # Which predictions to relax, as run_alphafold's --models_to_relax: the best-ranked, all, or none.
+    models_to_relax: Literal["best", "all", "none"] = "best"
+    use_gpu: bool = False  # OpenMM on CUDA (give the relax actors a GPU: pipeline.relax_actor_gpus)
 
 
 class PipelineConfig(_Strict):
@@ -163,6 +253,11 @@ class PipelineConfig(_Strict):
     model_actor_gpus: float | None = Field(default=None, ge=0)
     model_actor_resources: dict[str, float] = Field(default_factory=dict)
     model_actor_labels: dict[str, str] = Field(default_factory=dict)
+    # Relaxation runs in its own pool (CPU actors by default), overlapping with later targets' models.
+    relax_actors: int = Field(default=1, ge=1)
+    relax_actors_max: int | None = Field(default=None, ge=1)
+    relax_actor_cpus: float = Field(default=1.0, ge=0)
+    relax_actor_gpus: float = Field(default=0.0, ge=0)
     max_in_flight: int = Field(default=4, ge=1)
     max_attempts: int = Field(default=3, ge=1)  # per target, when its actor or node is lost
     longest_first: bool = True  # start long targets first: a shorter makespan than input order
@@ -174,6 +269,7 @@ class RunConfig(_Strict):
     store: str = str(DEFAULT_CACHE_DIR / "store")
     msa: MsaConfig = Field(default_factory=MsaConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
+    relax: RelaxConfig = Field(default_factory=RelaxConfig)
     pipeline: PipelineConfig = Field(default_factory=PipelineConfig)
     max_length: int = Field(default=2500, ge=1)
     skip_invalid: bool = False
@@ -224,6 +320,12 @@ def _resolve_relative_paths(config: RunConfig, base: Path) -> RunConfig:
     for db in config.msa.databases:
         db.path = resolve(db.path)
     config.msa.precomputed_dir = resolve(config.msa.precomputed_dir)
+    if config.msa.pairing_database is not None:
+        config.msa.pairing_database.path = resolve(config.msa.pairing_database.path)
+    templates = config.msa.templates
+    for name in ("pdb_seqres", "mmcif_dir", "obsolete_pdbs"):
+        if name in templates.model_fields_set:
+            setattr(templates, name, resolve(getattr(templates, name)))
     config.model.params_dir = resolve(config.model.params_dir)
     if "cache_dir" in config.model.model_fields_set:
         config.model.cache_dir = resolve(config.model.cache_dir)

@@ -64,14 +64,25 @@ RUN_OPTIONS: tuple[RunOption, ...] = (
               "Folder with AlphaFold's params_model_*.npz. Default: random parameters (not meaningful)."),
     RunOption("--msa-dir", "msa.precomputed_dir", "dir",
               "Precomputed MSAs: DIR/<target>/*.sto|*.a3m or DIR/<target>.a3m."),
-    RunOption("--models", "model.names", "list", "Comma-separated model names, e.g. model_1_ptm,model_2_ptm."),
+    RunOption("--models", "model.names", "list",
+              "Comma-separated model names and/or AlphaFold presets (monomer, monomer_ptm, multimer), e.g. "
+              "model_1_ptm,model_1_multimer_v3. Monomers run the monomer models, complexes the multimer ones. "
+              "Default: all five of each with --params (as run_alphafold), one of each with random parameters."),
+    RunOption("--predictions-per-model", "model.predictions_per_model", "int",
+              "Predictions (seeds) per model (default: run_alphafold's, 1 per monomer and 5 per multimer model; "
+              "1 with random parameters)."),
     RunOption("--preset", "model.preset", "text",
               "alphafold (AlphaFold 2.3's own recycles and MSA depths; the default with --params) or fast "
               "(1 recycle, 32/64 MSA rows; the default with random parameters)."),
     RunOption("--num-recycle", "model.num_recycle", "int", "Recycling iterations (default: the preset's)."),
     RunOption("--random-seed", "model.random_seed", "int",
               "Run seed; model i of n gets seed i + seed * n, as in run_alphafold (default 0)."),
-    RunOption("--max-length", "max_length", "int", "Longest sequence accepted."),
+    RunOption("--max-template-date", "msa.templates.max_template_date", "text",
+              "YYYY-MM-DD: use no template released after this date (run_alphafold's --max_template_date)."),
+    RunOption("--no-templates", "msa.templates.enabled", "flag", "Search no templates.", flag_value=False),
+    RunOption("--relax", "relax.models_to_relax", "text",
+              "Amber-relax the best prediction, all, or none (run_alphafold's --models_to_relax; default best)."),
+    RunOption("--max-length", "max_length", "int", "Longest sequence accepted (all chains of a complex)."),
     RunOption("--run-id", None, "text", "Name this run (default: a new timestamped id)."),
     RunOption("--store", "store", "text", "Store for step results and run records: a path or URI (s3://...)."),
     RunOption("--skip-invalid", "skip_invalid", "flag",

@@ -1,11 +1,17 @@
-"""Per-target outputs in AlphaFold's layout, and the per-run summary table.
+"""Per-target outputs in AlphaFold 2.3's layout, and the per-run summary table.
 
-For each target ``OUT/<target_id>/``: ``ranked_<i>.pdb`` and ``ranked_<i>.cif``
-(pLDDT in the B-factor column), ``unrelaxed_<model>.pdb``,
-``ranking_debug.json``, ``timings.json``, ``confidence_<model>.json`` and
-``pae_<model>.json`` (AlphaFold DB format), ``plddt.png``/``pae.png`` and
-``msas/`` with the alignments used. A target's folder is written beside its
-final place and renamed into it, so a crash never leaves half a target.
+For each target ``OUT/<target_id>/``, named as run_alphafold names them
+(``<name>`` is a prediction, ``<model>_pred_<i>``): ``unrelaxed_<name>.pdb``
+and ``.cif``, ``relaxed_<name>.pdb`` and ``.cif`` for the relaxed ones,
+``ranked_<i>.pdb`` and ``.cif`` (relaxed where relaxed; pLDDT in the B-factor
+column; chains A, B, ... for complexes), ``ranking_debug.json`` (``plddts``, or
+``iptm+ptm`` for complexes, and ``order``), ``relax_metrics.json``,
+``timings.json``, ``confidence_<name>.json`` and ``pae_<name>.json``
+(AlphaFold DB format), ``msas/`` (a complex: ``msas/<chain>/``) with the
+alignments and template hits used, and foldflow's ``plddt.png``/``pae.png``.
+AlphaFold's pickles (``features.pkl``, ``result_<name>.pkl``) are not written.
+A target's folder is written beside its final place and renamed into it, so a
+crash never leaves half a target.
 """
 
 from __future__ import annotations
@@ -14,7 +20,8 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +31,7 @@ from alphafold.common import protein
 
 from foldflow.models.base import Prediction
 from foldflow.msa.alignment import Alignment
+from foldflow.relax import Relaxed
 from foldflow.results import TargetResult, summary_table
 
 RANDOM_PARAMS_WARNING = (
@@ -32,14 +40,29 @@ RANDOM_PARAMS_WARNING = (
 )
 
 
+@dataclass
+class TargetOutputs:
+    """Everything a target's folder shows, by AlphaFold's prediction names."""
+
+    msas: Mapping[str, Sequence[Alignment]]  # chain id -> alignments (distinct chains)
+    template_hits: Mapping[str, str]  # chain id -> hmmsearch hits (Stockholm)
+    predictions: Mapping[str, Prediction]
+    relaxed: Mapping[str, Relaxed]
+    relax_requested: bool  # write relax_metrics.json (run_alphafold writes it unless models_to_relax is none)
+    timings: Mapping[str, float]  # run_alphafold's timings.json
+    multimer: bool
+
+
 def to_protein(prediction: Prediction) -> protein.Protein:
+    """The prediction as AlphaFold's Protein: pLDDT in the B-factors, residues numbered from 1 per chain."""
     b_factors = prediction.plddt[:, None] * prediction.atom_mask
+    chains = prediction.chain_index if prediction.chain_index is not None else np.zeros_like(prediction.aatype)
     return protein.Protein(
         aatype=prediction.aatype,
         atom_positions=prediction.atom_positions,
         atom_mask=prediction.atom_mask,
         residue_index=prediction.residue_index + 1,
-        chain_index=np.zeros_like(prediction.aatype),
+        chain_index=np.asarray(chains),
         b_factors=b_factors,
     )
 
@@ -62,75 +85,104 @@ def pae_json(pae: np.ndarray, max_pae: float) -> list[dict]:
     }]
 
 
-def rank(predictions: Sequence[Prediction]) -> list[Prediction]:
-    return sorted(predictions, key=lambda p: p.ranking_confidence, reverse=True)
+def ranked_names(predictions: Mapping[str, Prediction]) -> list[str]:
+    """Prediction names best first, as run_alphafold orders them (by ranking confidence)."""
+    return [name for name, _ in sorted(predictions.items(), key=lambda item: item[1].ranking_confidence,
+                                       reverse=True)]
 
 
 def _write_json(path: Path, data) -> None:
     path.write_text(json.dumps(data, indent=2 if not isinstance(data, list) else None))
 
 
-def _plot(folder: Path, ranked: Sequence[Prediction]) -> None:
+def _write_alphafold_json(path: Path, data) -> None:
+    """JSON as run_alphafold writes ranking_debug.json, relax_metrics.json and timings.json."""
+    path.write_text(json.dumps(data, indent=4))
+
+
+def _plot(folder: Path, ranked: Sequence[tuple[str, Prediction]]) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     from matplotlib import pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6, 3))
-    for p in ranked:
-        ax.plot(np.arange(1, len(p.plddt) + 1), p.plddt, label=p.model_name)
+    for name, p in ranked:
+        ax.plot(np.arange(1, len(p.plddt) + 1), p.plddt, label=name)
     ax.set(xlabel="residue", ylabel="pLDDT", ylim=(0, 100), title="Predicted lDDT")
-    ax.legend(fontsize="small")
+    ax.legend(fontsize="x-small")
     fig.tight_layout()
     fig.savefig(folder / "plddt.png", dpi=100)
     plt.close(fig)
-    if ranked[0].pae is not None:
+    best_name, best = ranked[0]
+    if best.pae is not None:
         fig, ax = plt.subplots(figsize=(4, 3.5))
-        image = ax.imshow(ranked[0].pae, cmap="bwr", vmin=0, vmax=ranked[0].max_pae)
+        image = ax.imshow(best.pae, cmap="bwr", vmin=0, vmax=best.max_pae)
         fig.colorbar(image, ax=ax, label="expected position error (Å)")
-        ax.set(xlabel="scored residue", ylabel="aligned residue", title=f"PAE {ranked[0].model_name}")
+        ax.set(xlabel="scored residue", ylabel="aligned residue", title=f"PAE {best_name}")
         fig.tight_layout()
         fig.savefig(folder / "pae.png", dpi=100)
         plt.close(fig)
 
 
-def _fill_target_folder(folder: Path, target_id: str, alignments: Sequence[Alignment],
-                        predictions: Sequence[Prediction], timings: dict[str, float],
-                        random_params: bool, plots: bool) -> None:
+def _write_msas(folder: Path, outputs: TargetOutputs) -> None:
+    """msas/ as AlphaFold writes it: a monomer's files directly, a complex's per chain (msas/A/...)."""
     msa_dir = folder / "msas"
     msa_dir.mkdir()
-    for alignment in alignments:
-        (msa_dir / alignment.file_name).write_text(alignment.text)
-    ranked = rank(predictions)
-    for p in predictions:
-        (folder / f"unrelaxed_{p.model_name}.pdb").write_text(protein.to_pdb(to_protein(p)))
-        _write_json(folder / f"confidence_{p.model_name}.json", confidence_json(p.plddt))
+    for chain, alignments in outputs.msas.items():
+        chain_dir = msa_dir / chain if outputs.multimer else msa_dir
+        chain_dir.mkdir(exist_ok=True)
+        for alignment in alignments:
+            (chain_dir / alignment.file_name).write_text(alignment.text)
+        if chain in outputs.template_hits:
+            (chain_dir / "pdb_hits.sto").write_text(outputs.template_hits[chain])
+
+
+def _fill_target_folder(folder: Path, target_id: str, outputs: TargetOutputs, random_params: bool,
+                        plots: bool) -> None:
+    _write_msas(folder, outputs)
+    model_type = "Multimer" if outputs.multimer else "Monomer"
+    order = ranked_names(outputs.predictions)
+    unrelaxed = {name: to_protein(p) for name, p in outputs.predictions.items()}
+    for index, (name, p) in enumerate(outputs.predictions.items()):
+        (folder / f"unrelaxed_{name}.pdb").write_text(protein.to_pdb(unrelaxed[name]))
+        (folder / f"unrelaxed_{name}.cif").write_text(
+            protein.to_mmcif(unrelaxed[name], file_id=str(index), model_type=model_type))
+        _write_json(folder / f"confidence_{name}.json", confidence_json(p.plddt))
         if p.pae is not None:
-            _write_json(folder / f"pae_{p.model_name}.json", pae_json(p.pae, p.max_pae))
-    for i, p in enumerate(ranked):
-        prot = to_protein(p)
-        (folder / f"ranked_{i}.pdb").write_text(protein.to_pdb(prot))
-        (folder / f"ranked_{i}.cif").write_text(protein.to_mmcif(prot, file_id=target_id, model_type="Monomer"))
-    _write_json(folder / "ranking_debug.json", {
-        "plddts": {p.model_name: round(p.ranking_confidence, 4) for p in predictions},
-        "order": [p.model_name for p in ranked],
-        **({"warning": RANDOM_PARAMS_WARNING} if random_params else {}),
-    })
-    _write_json(folder / "timings.json", {k: round(v, 4) for k, v in timings.items()})
+            _write_json(folder / f"pae_{name}.json", pae_json(p.pae, p.max_pae))
+    relaxed = {name: protein.from_pdb_string(r.pdb) for name, r in outputs.relaxed.items()}
+    for name, r in outputs.relaxed.items():
+        (folder / f"relaxed_{name}.pdb").write_text(r.pdb)
+        (folder / f"relaxed_{name}.cif").write_text(
+            protein.to_mmcif(relaxed[name], file_id="0", model_type=model_type))
+    for index, name in enumerate(order):
+        pdb = outputs.relaxed[name].pdb if name in relaxed else protein.to_pdb(unrelaxed[name])
+        (folder / f"ranked_{index}.pdb").write_text(pdb)
+        (folder / f"ranked_{index}.cif").write_text(
+            protein.to_mmcif(relaxed.get(name, unrelaxed[name]), file_id=str(index), model_type=model_type))
+    label = "iptm+ptm" if outputs.multimer else "plddts"
+    _write_alphafold_json(folder / "ranking_debug.json", {
+        label: {name: float(p.ranking_confidence) for name, p in outputs.predictions.items()}, "order": order})
+    if outputs.relax_requested:
+        _write_alphafold_json(folder / "relax_metrics.json", {
+            name: {"remaining_violations": r.violations_per_residue,
+                   "remaining_violations_count": float(sum(r.violations_per_residue))}
+            for name, r in outputs.relaxed.items()})
+    _write_alphafold_json(folder / "timings.json", dict(outputs.timings))
     if plots:
-        _plot(folder, ranked)
+        _plot(folder, [(name, outputs.predictions[name]) for name in order])
     if random_params:
         (folder / "RANDOM_PARAMETERS_NOT_MEANINGFUL.txt").write_text(RANDOM_PARAMS_WARNING + "\n")
 
 
-def write_target(out_dir: Path, target_id: str, alignments: Sequence[Alignment],
-                 predictions: Sequence[Prediction], timings: dict[str, float],
-                 random_params: bool, plots: bool = True) -> Path:
+def write_target(out_dir: Path, target_id: str, outputs: TargetOutputs, random_params: bool,
+                 plots: bool = True) -> Path:
     """Write one target's folder atomically and return its path."""
     final = out_dir / target_id
     staging = Path(tempfile.mkdtemp(prefix=f".{target_id}.", suffix=".tmp", dir=out_dir))
     try:
-        _fill_target_folder(staging, target_id, alignments, predictions, timings, random_params, plots)
+        _fill_target_folder(staging, target_id, outputs, random_params, plots)
         staging.chmod(0o755)
         if final.exists():
             shutil.rmtree(final)

@@ -36,18 +36,25 @@ class ScienceResult:
     """What the science produced for one target."""
 
     sequence_hash: str | None = column(pa.string())
-    msa_source: str | None = column(pa.string())  # "search" or "precomputed"
+    chains: int | None = column(pa.int32())  # 1: a monomer
+    msa_source: str | None = column(pa.string())  # the engine(s): "pyhmmer", "precomputed", ...
     msa_depth: int | None = column(pa.int32())  # MSA rows in the features (after deduplication)
-    model: str | None = column(pa.string())  # best-ranked model
+    templates: int | None = column(pa.int32())  # templates the template-using models saw (<= 4 per chain)
+    model: str | None = column(pa.string())  # best-ranked prediction (<model>_pred_<i>)
+    ranking_confidence: float | None = column(pa.float64())  # AlphaFold's: pLDDT, or 0.8 ipTM + 0.2 pTM
     mean_plddt: float | None = column(pa.float64())
     ptm: float | None = column(pa.float64())
+    iptm: float | None = column(pa.float64())  # complexes
+    relaxed: bool | None = column(pa.bool_())  # the best prediction was Amber-relaxed
+    relax_violations: int | None = column(pa.int32())  # remaining violations after relaxation (best)
+    relax_rmsd: float | None = column(pa.float64())  # Å, relaxed vs unrelaxed heavy atoms (best)
     bucket: int | None = column(pa.int32())  # length the model padded the target to
     preset: str | None = column(pa.string())  # "alphafold" or "fast"
     recycles: int | None = column(pa.int32())  # as run by the best model
     msa_clusters: int | None = column(pa.int32())  # MSA rows the best model saw (max_msa_clusters)
     extra_msa_rows: int | None = column(pa.int32())  # extra MSA rows it saw (max_extra_msa)
     msa_depths: dict[str, int] = expanded(pa.int32(), "msa_depth")  # rows per database
-    seeds: dict[str, int] = expanded(pa.int64(), "seed")  # each model's seed
+    seeds: dict[str, int] = expanded(pa.int64(), "seed")  # each prediction's seed
 
 
 @dataclass
@@ -56,6 +63,7 @@ class RunObservations:
 
     msa_searches: int = column(pa.int32(), 0)  # MSA searches run for this target (0: from the store)
     model_calls: int = column(pa.int32(), 0)  # model predictions run for this target (0: from the store)
+    relaxations: int = column(pa.int32(), 0)  # Amber relaxations run for this target (0: from the store)
     cached: bool = column(pa.bool_(), False)  # every step came from the store
     attempts: int = column(pa.int32(), 0)  # times the target was submitted (>1 after a lost actor)
     xla_compiles: int = column(pa.int32(), 0)  # XLA programs built for this target

@@ -13,7 +13,7 @@ from pathlib import Path
 from foldflow.config import RunConfig
 from foldflow.results import TargetResult
 from foldflow.runs import RunBook, RunManifest
-from foldflow.stage_workers import ModelStage, MsaStage, OutputStage, StepJob
+from foldflow.stage_workers import ModelStage, MsaStage, OutputStage, RelaxStage, StepJob
 from foldflow.stages import Placed, failed_result
 from foldflow.targets import Target
 
@@ -22,7 +22,8 @@ def run_in_process(targets: Sequence[Target], config: RunConfig, out_dir: Path,
                    on_result: Callable[[TargetResult], None] = lambda result: None) -> list[TargetResult]:
     """Predict ``targets`` in this process; a target that fails is recorded, the others go on."""
     msa = MsaStage(config.msa, config.store)
-    model = ModelStage(config.model, config.store)
+    model = ModelStage(config.model, config.store, config.model.models_needed({t.is_complex for t in targets}))
+    relax = RelaxStage(config.relax, config.store) if config.relax.models_to_relax != "none" else None
     writer = OutputStage(config, out_dir)
     results = []
     for target in targets:
@@ -30,8 +31,11 @@ def run_in_process(targets: Sequence[Target], config: RunConfig, out_dir: Path,
         try:
             prepared, features = msa.prepare(StepJob(target))
             predicted = [model.predict(StepJob(target, name, {"prepare": prepared}), features)[0]
-                         for name in config.model.names]
-            result = writer.write(StepJob(target, None, {"prepare": prepared, "predict": predicted}))[0].record
+                         for name in config.model.runners_for(target.is_complex)]
+            inputs = {"prepare": prepared, "predict": predicted}
+            if relax is not None:
+                inputs["relax"] = relax.relax(StepJob(target, None, {"predict": predicted}))[0]
+            result = writer.write(StepJob(target, None, inputs))[0].record
         except Exception as error:  # one target's failure never stops the batch
             result = failed_result(target, f"{type(error).__name__}: {error}".splitlines()[0], prepared, 1)
         on_result(result)

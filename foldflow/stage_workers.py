@@ -12,12 +12,13 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from foldflow.config import ModelConfig, MsaConfig, RunConfig
+from foldflow.config import ModelConfig, MsaConfig, RelaxConfig, RunConfig, runner_model
 from foldflow.features import FeatureDict
 from foldflow.models import load_model
 from foldflow.models.base import CompileStats, Model
 from foldflow.msa.registry import engines_for
-from foldflow.stages import Placed, Placement, predict_target, prepare_target, write_outputs
+from foldflow.stages import Placed, Placement, predict_target, prepare_target, relax_target, write_outputs
+from foldflow.templates import TemplateSearch
 from foldflow.steps import StepCache
 from foldflow.store import Store
 from foldflow.targets import Target
@@ -48,16 +49,20 @@ class _Worker:
 
 
 class MsaStage(_Worker):
-    """MSA engines (databases resident) and the store: alignments and features."""
+    """MSA engines and the template search (databases resident) and the store: alignments, templates
+    and features."""
 
     def __init__(self, config: MsaConfig, store_uri: str, shard_fan_out=None):
         self.config = config
         self.engines = engines_for(config, **({"fan_out": shard_fan_out} if shard_fan_out else {}))
+        self.templates = TemplateSearch(config.templates) if config.templates.enabled else None
         self.cache = StepCache(Store(store_uri))
 
     def warm(self) -> None:
         for engine in self.engines:
             engine.warm()
+        if self.templates is not None:
+            self.templates.warm()
 
     def info(self) -> dict:
         facts = [engine.info() for engine in self.engines]
@@ -66,18 +71,19 @@ class MsaStage(_Worker):
                 "residues": sum(f.get("residues", 0) for f in facts)}
 
     def prepare(self, job: StepJob) -> tuple[Placed, FeatureDict]:
-        prepared, features = prepare_target(job.target, self.engines, self.cache, self.config)
+        prepared, features = prepare_target(job.target, self.engines, self.templates, self.cache, self.config)
         return Placed(prepared, self.placement()), features
 
 
 class ModelStage(_Worker):
-    """Every configured model's parameters and compiled programs, resident (loaded on first use)."""
+    """The run's models' parameters and compiled programs, resident (loaded on first use)."""
 
-    def __init__(self, config: ModelConfig, store_uri: str):
+    def __init__(self, config: ModelConfig, store_uri: str, models: list[str] | None = None):
         from foldflow.models.alphafold2 import enable_compilation_cache
 
         enable_compilation_cache(config.cache_dir / "jax")
         self.config = config
+        self.run_models = models if models is not None else config.model_names  # what warm() loads
         self.models: dict[str, Model] = {}
         self.cache = StepCache(Store(store_uri))
         self.compiles = CompileStats()
@@ -88,8 +94,8 @@ class ModelStage(_Worker):
         return self.models[name]
 
     def warm(self) -> None:
-        """Load every configured model's parameters now, while the MSA pool prepares the first features."""
-        for name in self.config.names:
+        """Load the run's models' parameters now, while the MSA pool prepares the first features."""
+        for name in self.run_models:
             self.model(name)
 
     def info(self) -> dict:
@@ -100,11 +106,23 @@ class ModelStage(_Worker):
                 "xla": vars(self.compiles)}
 
     def predict(self, job: StepJob, features: FeatureDict) -> tuple[Placed, None]:
-        name = job.item
-        predicted = predict_target(job.inputs["prepare"].record, features, name, lambda: self.model(name),
-                                   self.cache, self.config)
+        model = runner_model(job.item)
+        predicted = predict_target(job.target, job.inputs["prepare"].record, features, job.item,
+                                   lambda: self.model(model), self.cache, self.config)
         self.compiles.add(predicted.compiles)
         return Placed(predicted, self.placement()), None
+
+
+class RelaxStage(_Worker):
+    """Amber relaxation on OpenMM (CPU by default), its own pool so it overlaps with model work."""
+
+    def __init__(self, config: RelaxConfig, store_uri: str):
+        self.config = config
+        self.cache = StepCache(Store(store_uri))
+
+    def relax(self, job: StepJob) -> tuple[Placed, None]:
+        relaxed = relax_target([p.record for p in job.inputs["predict"]], self.cache, self.config)
+        return Placed(relaxed, self.placement()), None
 
 
 class OutputStage(_Worker):
@@ -115,6 +133,6 @@ class OutputStage(_Worker):
         self.out_dir = out_dir
 
     def write(self, job: StepJob) -> tuple[Placed, None]:
-        result = write_outputs(job.target, job.inputs["prepare"], job.inputs["predict"], self.out_dir,
-                               self.config, job.attempts)
+        result = write_outputs(job.target, job.inputs["prepare"], job.inputs["predict"], job.inputs.get("relax"),
+                               self.out_dir, self.config, job.attempts)
         return Placed(result, self.placement()), None

@@ -22,7 +22,7 @@ from typing import TypeVar
 
 import numpy as np
 
-from foldflow.config import PRESET_SETTINGS, DatabaseConfig, ModelConfig, MsaConfig
+from foldflow.config import PRESET_SETTINGS, DatabaseConfig, ModelConfig, MsaConfig, TemplateConfig
 from foldflow.models.base import Prediction
 from foldflow.msa.alignment import Alignment
 from foldflow.store import Store, content_key
@@ -52,11 +52,34 @@ def alignment_content_key(alignment: Alignment) -> str:
                        text=hashlib.sha256(alignment.text.encode()).hexdigest())
 
 
-def features_key(sequence: str, alignment_keys: list[str], deduplicate: bool) -> str:
-    """Key of the features: the sequence and its alignments' keys (features carry no display name)."""
-    return content_key("features", sequence=sequence, msas=alignment_keys,
+def features_key(sequence: str, alignment_keys: list[str], deduplicate: bool,
+                 template_keys: list[str] | None = None) -> str:
+    """Key of the features: the sequence (a complex's chains joined by ":"), its alignments' and
+    templates' keys (features carry no display name)."""
+    return content_key("features", sequence=sequence, msas=alignment_keys, templates=template_keys or [],
                        deduplicate=deduplicate,
                        versions={"foldflow": VERSIONS["foldflow"], "alphafold": VERSIONS["alphafold-colabfold"]})
+
+
+def templates_key(uniref90_key: str, templates: TemplateConfig, hmmsearch_version: str) -> str:
+    """Key of one chain's templates: its uniref90 alignment (the HMM's source), the PDB seqres file,
+    the mmCIF folder, the date limit, the obsolete list and the hit limit."""
+    seqres = templates.pdb_seqres.stat()
+    mmcif = templates.mmcif_dir.stat()
+    obsolete = templates.obsolete_pdbs
+    return content_key(
+        "templates", uniref90=uniref90_key,
+        seqres=f"{templates.pdb_seqres.resolve()}:{seqres.st_size}:{seqres.st_mtime_ns}",
+        mmcif=f"{templates.mmcif_dir.resolve()}:{mmcif.st_mtime_ns}",
+        obsolete=f"{obsolete.resolve()}:{obsolete.stat().st_mtime_ns}" if obsolete else None,
+        max_template_date=templates.max_template_date, max_hits=templates.max_hits,
+        versions={"hmmsearch": hmmsearch_version, "alphafold": VERSIONS["alphafold-colabfold"]})
+
+
+def relax_key(prediction: str, settings: dict, openmm_version: str) -> str:
+    """Key of one relaxation: the prediction's key, AlphaFold's relaxation settings, OpenMM's version."""
+    return content_key("relax", prediction=prediction, settings=settings,
+                       versions={"openmm": openmm_version, "alphafold": VERSIONS["alphafold-colabfold"]})
 
 
 def params_fingerprint(model_name: str, settings: ModelConfig) -> str:
@@ -69,8 +92,9 @@ def params_fingerprint(model_name: str, settings: ModelConfig) -> str:
     return f"{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
 
 
-def prediction_key(features: str, model_name: str, model_version: str, settings: ModelConfig, pad_to: int) -> str:
-    model_settings = {"seed": settings.seed_for(model_name), "bfloat16": settings.bfloat16,
+def prediction_key(features: str, model_name: str, model_version: str, settings: ModelConfig, pad_to: int,
+                   seed: int) -> str:
+    model_settings = {"seed": seed, "bfloat16": settings.bfloat16,
                       **{name: settings.preset_value(name) for name in PRESET_SETTINGS}}
     return content_key("prediction", features=features, model=model_name, model_version=model_version,
                        params=params_fingerprint(model_name, settings), settings=model_settings, pad_to=pad_to,
@@ -130,6 +154,11 @@ class StepCache:
     def features(self, key: str, compute: Callable[[], dict]) -> dict[str, np.ndarray]:
         return self._cached("features", key, compute, self.store.put_arrays, self.store.get_arrays,
                             lambda f: f, lambda f: f)
+
+    def arrays(self, kind: str, key: str, compute: Callable[[], dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+        """Any step result that is a dict of arrays (templates, relaxations)."""
+        return self._cached(kind, key, compute, self.store.put_arrays, self.store.get_arrays,
+                            lambda a: a, lambda a: a)
 
     def prediction(self, key: str, compute: Callable[[], Prediction]) -> Prediction:
         return self._cached("prediction", key, compute, self.store.put_arrays, self.store.get_arrays,

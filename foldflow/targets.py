@@ -1,4 +1,10 @@
-"""FASTA input -> validated, hashed :class:`Target` records.
+"""FASTA input -> validated, hashed :class:`Target` records, monomers and complexes.
+
+A complex is written either as one record whose chains are separated by ``:``
+(ColabFold's convention: ``>dimer`` then ``SEQA:SEQB``) or as several records
+carrying the same ``complex=<name>`` tag in their headers (``>chainA
+complex=dimer``, ``>chainB complex=dimer``), joined in file order into the
+target ``<name>``. Chains are named A, B, ... in that order.
 
 Every problem is reported as an :class:`InvalidTarget` (or, for problems with
 the file as a whole, an :class:`InputError`) whose message is one line naming
@@ -22,6 +28,10 @@ NUCLEOTIDES = frozenset("ACGTUN")
 FASTA_SUFFIXES = (".fasta", ".fa", ".faa", ".fas")
 _UNSAFE_CHARS = re.compile(r"[^A-Za-z0-9._-]+")
 _MIN_NUCLEOTIDE_CHECK_LENGTH = 10
+CHAIN_SEPARATOR = ":"
+# AlphaFold writes chain ids A-Z, a-z, 0-9 (alphafold.common.protein.PDB_MAX_CHAINS).
+MAX_CHAINS = 62
+_COMPLEX_TAG = re.compile(r"(?:^|\s)complex=(\S+)")
 
 
 class InputError(FoldflowError, ValueError):
@@ -30,16 +40,25 @@ class InputError(FoldflowError, ValueError):
 
 @dataclass(frozen=True)
 class Target:
-    """One monomer to predict."""
+    """One monomer or complex to predict."""
 
     id: str  # safe to use as a file name
     description: str  # the full FASTA header
-    sequence: str
+    sequence: str  # a complex's chains joined by ":" (ColabFold's notation)
     source: str  # file the record came from
 
     @property
+    def chains(self) -> tuple[str, ...]:
+        return tuple(self.sequence.split(CHAIN_SEPARATOR))
+
+    @property
+    def is_complex(self) -> bool:
+        return len(self.chains) > 1
+
+    @property
     def length(self) -> int:
-        return len(self.sequence)
+        """Residues in all chains: what the model's length bucket counts."""
+        return sum(len(chain) for chain in self.chains)
 
     @property
     def sequence_hash(self) -> str:
@@ -81,18 +100,40 @@ def _path_escape_problem(raw_id: str) -> str | None:
     return None
 
 
-def _sequence_problem(sequence: str, max_length: int) -> str | None:
-    if not sequence:
+def chain_id(index: int) -> str:
+    """AlphaFold's chain id of the ``index``-th chain (0-based): A-Z, then a-z, then 0-9."""
+    from alphafold.common.protein import PDB_CHAIN_IDS
+
+    return PDB_CHAIN_IDS[index]
+
+
+def _chain_problem(chain: str) -> str | None:
+    if not chain:
         return "empty sequence"
-    bad = sorted(set(sequence) - AMINO_ACIDS)
+    bad = sorted(set(chain) - AMINO_ACIDS)
     if bad:
-        position = next(i for i, c in enumerate(sequence, 1) if c in bad)
+        position = next(i for i, c in enumerate(chain, 1) if c in bad)
         shown = ", ".join(repr(c) for c in bad[:5])
         return f"characters that are not amino acids: {shown} (first at position {position})"
-    if len(sequence) >= _MIN_NUCLEOTIDE_CHECK_LENGTH and set(sequence) <= NUCLEOTIDES:
+    if len(chain) >= _MIN_NUCLEOTIDE_CHECK_LENGTH and set(chain) <= NUCLEOTIDES:
         return "looks like a nucleotide sequence (only A/C/G/T/U/N); give the protein sequence"
-    if len(sequence) > max_length:
-        return f"sequence of {len(sequence)} residues is longer than the maximum of {max_length} (max_length)"
+    return None
+
+
+def _sequence_problem(sequence: str, max_length: int) -> str | None:
+    """What is wrong with a monomer's or a complex's (":"-joined) sequence, in one line."""
+    chains = sequence.split(CHAIN_SEPARATOR)
+    if len(chains) > MAX_CHAINS:
+        return f"{len(chains)} chains, more than the {MAX_CHAINS} AlphaFold can name"
+    for index, chain in enumerate(chains):
+        problem = _chain_problem(chain)
+        if problem:
+            return f"chain {chain_id(index)}: {problem}" if len(chains) > 1 else problem
+    length = sum(len(c) for c in chains)
+    if length > max_length:
+        what = f"complex of {length} residues in {len(chains)} chains" if len(chains) > 1 else \
+            f"sequence of {length} residues"
+        return f"{what} is longer than the maximum of {max_length} (max_length)"
     return None
 
 
@@ -116,8 +157,43 @@ def _read_text(path: Path) -> str:
 
 
 def _clean_sequence(raw: str) -> str:
-    sequence = "".join(raw.split()).upper()
-    return sequence[:-1] if sequence.endswith("*") else sequence
+    chains = "".join(raw.split()).upper().split(CHAIN_SEPARATOR)
+    return CHAIN_SEPARATOR.join(chain[:-1] if chain.endswith("*") else chain for chain in chains)
+
+
+def complex_tag(header: str) -> str | None:
+    """The ``complex=<name>`` tag of a header, if any."""
+    match = _COMPLEX_TAG.search(header)
+    return match.group(1) if match else None
+
+
+def _join_complexes(records: list[Target | InvalidTarget], max_length: int) -> list[Target | InvalidTarget]:
+    """Records tagged ``complex=<name>`` joined, in order, into one target per name."""
+    joined: list[Target | InvalidTarget] = []
+    groups: dict[str, list[Target | InvalidTarget]] = {}
+    for record in records:
+        name = complex_tag(record.description)
+        if name is None:
+            joined.append(record)
+        elif name not in groups:
+            groups[name] = [record]
+            joined.append(record)  # placeholder: the complex takes its first chain's place
+        else:
+            groups[name].append(record)
+    for name, members in groups.items():
+        place = joined.index(members[0])
+        source = members[0].source
+        complex_id = safe_target_id(name)
+        bad = next((m for m in members if isinstance(m, InvalidTarget)), None)
+        if bad is not None:
+            joined[place] = InvalidTarget(complex_id, name, source, f"chain '{bad.id}': {bad.error}")
+            continue
+        sequence = CHAIN_SEPARATOR.join(m.sequence for m in members)
+        problem = _path_escape_problem(name) or _sequence_problem(sequence, max_length)
+        description = f"{name}: " + " | ".join(m.description for m in members)
+        joined[place] = (InvalidTarget(complex_id, description, source, problem) if problem
+                         else Target(complex_id, description, sequence, source))
+    return joined
 
 
 def parse_fasta_file(path: Path, max_length: int) -> list[Target | InvalidTarget]:
@@ -143,7 +219,7 @@ def parse_fasta_file(path: Path, max_length: int) -> list[Target | InvalidTarget
             records.append(Target(target_id, header, sequence, source))
     if not records:
         raise InputError(f"{path}: no FASTA records found")
-    return records
+    return _join_complexes(records, max_length)
 
 
 def fasta_files(path: Path) -> list[Path]:

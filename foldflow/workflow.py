@@ -14,7 +14,7 @@ from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from typing import Literal
 
-from foldflow.config import RunConfig
+from foldflow.config import RunConfig, runner_model
 from foldflow.stages import Placed, failed_result
 from foldflow.targets import Target
 
@@ -25,7 +25,7 @@ class StepSpec:
     pool: str
     inputs: tuple[str, ...] = ()  # steps whose records it takes
     payloads: tuple[str, ...] = ()  # inputs whose large result (e.g. features) it takes, by reference
-    per: Literal["target", "model"] = "target"
+    per: Literal["target", "model"] = "target"  # "model": once per prediction (model and seed)
     status: str = ""  # the target's status in the run records while this step runs
     key: str = ""  # what the keys of its stored results cover ("" when it stores nothing)
 
@@ -33,7 +33,7 @@ class StepSpec:
 @dataclass(frozen=True)
 class Workflow:
     steps: tuple[StepSpec, ...]
-    models: tuple[str, ...]  # the items of a per-model step
+    predictions: Callable[[Target], tuple[str, ...]]  # the items of a per-model step, for a target
     # Work a worker is faster at once it did similar work (e.g. an XLA program compiled for a bucket).
     affinity: Callable[[StepSpec, Target, str | None], Hashable | None]
     # The record of a target that failed: (target, error, records so far, attempts).
@@ -49,8 +49,8 @@ class Workflow:
     def step(self, name: str) -> StepSpec:
         return next(s for s in self.steps if s.name == name)
 
-    def items(self, step: StepSpec) -> tuple[str | None, ...]:
-        return self.models if step.per == "model" else (None,)
+    def items(self, step: StepSpec, target: Target) -> tuple[str | None, ...]:
+        return self.predictions(target) if step.per == "model" else (None,)
 
     def dependents(self, name: str) -> list[StepSpec]:
         return [s for s in self.steps if name in s.inputs]
@@ -70,21 +70,34 @@ class Workflow:
 
 
 def prediction_workflow(config: RunConfig) -> Workflow:
-    """MSA and features per target -> one prediction per model -> outputs per target."""
+    """MSAs, templates and features per target -> one prediction per model and seed -> Amber relaxation
+    (unless models_to_relax is none) -> outputs per target."""
+    relax = config.relax.models_to_relax != "none"
     steps = (
         StepSpec("prepare", pool="msa", status="msa",
-                 key="alignments: sequence, database fingerprint, search settings, engine and version; "
-                     "features: the alignments' keys, deduplication"),
+                 key="alignments (per distinct chain): sequence, database fingerprint, search settings, engine "
+                     "and version; templates: the uniref90 alignment's key, PDB seqres and mmCIF folder, "
+                     "max template date, hit limit; features: the chains, alignments' and templates' keys, "
+                     "deduplication"),
         StepSpec("predict", pool="model", inputs=("prepare",), payloads=("prepare",), per="model", status="model",
                  key="features key, model name and version, parameters' fingerprint, seed, recycles, "
                      "MSA depths, precision, bucket"),
-        StepSpec("write", pool="writer", inputs=("prepare", "predict"), status="output"),
+        *([StepSpec("relax", pool="relax", inputs=("predict",), status="relax",
+                    key="prediction key, AlphaFold's relaxation settings, OpenMM and alphafold versions")]
+          if relax else []),
+        StepSpec("write", pool="writer", inputs=("prepare", "predict", *(("relax",) if relax else ())),
+                 status="output"),
     )
 
-    def affinity(step: StepSpec, target: Target, model: str | None) -> Hashable | None:
-        return (model, config.model.bucket_for(target.length)) if step.name == "predict" else None
+    def predictions(target: Target) -> tuple[str, ...]:
+        return tuple(config.model.runners_for(target.is_complex))
+
+    def affinity(step: StepSpec, target: Target, runner: str | None) -> Hashable | None:
+        if step.name != "predict":
+            return None
+        return runner_model(runner), config.model.bucket_for(target.length)
 
     def on_failure(target: Target, error: str, records: dict, attempts: int):
         return failed_result(target, error, records.get(("prepare", None)), attempts)
 
-    return Workflow(steps, tuple(config.model.names), affinity, on_failure)
+    return Workflow(steps, predictions, affinity, on_failure)

@@ -21,7 +21,9 @@ def small_model_config(**overrides) -> ModelConfig:
 
 
 def small_run_config(store, **pipeline) -> RunConfig:
-    return RunConfig(store=str(store), model=small_model_config(), pipeline={"progress": False, **pipeline})
+    """Monomer tests: no relaxation (tests/test_alphafold_run.py relaxes), templates as by default."""
+    return RunConfig(store=str(store), model=small_model_config(), relax={"models_to_relax": "none"},
+                     pipeline={"progress": False, **pipeline})
 
 
 @pytest.fixture

@@ -40,11 +40,20 @@ def test_random_parameters_default_to_the_fast_preset_and_explicit_values_win(tm
     assert (mixed.model.num_recycle, mixed.data.eval.max_msa_clusters) == (1, 512)
 
 
-def test_seeds_follow_run_alphafold():
-    names = ["model_1_ptm", "model_2_ptm", "model_3_ptm", "model_4_ptm", "model_5_ptm"]
-    settings = ModelConfig(names=names, random_seed=12345)
-    assert [settings.seed_for(n) for n in names] == [i + 12345 * 5 for i in range(5)]
-    assert len({ModelConfig(names=names, random_seed=s).seed_for(n) for s in range(3) for n in names}) == 15
+def test_predictions_and_seeds_follow_run_alphafold():
+    """run_alphafold 2.3 names predictions <model>_pred_<i> and gives prediction i of n the seed
+    i + random_seed * n (run_alphafold.py: model_random_seed = model_index + random_seed * num_models)."""
+    settings = ModelConfig(names=["monomer_ptm", "multimer"], random_seed=12345, preset="alphafold")
+    monomer = settings.runners_for(False)
+    assert monomer == [f"model_{i}_ptm_pred_0" for i in range(1, 6)]
+    assert [settings.seed_for(r, False) for r in monomer] == [i + 12345 * 5 for i in range(5)]
+    multimer = settings.runners_for(True)  # --num_multimer_predictions_per_model=5 by default
+    assert multimer[:6] == [f"model_1_multimer_v3_pred_{i}" for i in range(5)] + ["model_2_multimer_v3_pred_0"]
+    assert [settings.seed_for(r, True) for r in multimer] == [i + 12345 * 25 for i in range(25)]
+    two = ModelConfig(names=["monomer"], predictions_per_model=2, preset="alphafold")
+    assert two.runners_for(False)[:3] == ["model_1_pred_0", "model_1_pred_1", "model_2_pred_0"]
+    assert ModelConfig(preset="alphafold").model_names == (
+        [f"model_{i}" for i in range(1, 6)] + [f"model_{i}_multimer_v3" for i in range(1, 6)])
 
 
 def _feature_cases():

@@ -53,9 +53,9 @@ def _b_factors_by_residue(structure: gemmi.Structure) -> list[set[float]]:
 @pytest.mark.parametrize("target", ["HG003686_698", "short"])
 def test_structures_carry_plddt_in_b_factors(run, target):
     folder = run.out_dir / target
-    plddt = np.array(json.loads((folder / "confidence_model_1_ptm.json").read_text())["confidenceScore"])
+    plddt = np.array(json.loads((folder / "confidence_model_1_ptm_pred_0.json").read_text())["confidenceScore"])
     sequence = SHORT_SEQUENCE if target == "short" else None
-    for name in ("ranked_0.pdb", "ranked_0.cif", "unrelaxed_model_1_ptm.pdb"):
+    for name in ("ranked_0.pdb", "ranked_0.cif", "unrelaxed_model_1_ptm_pred_0.pdb"):
         structure = gemmi.read_structure(str(folder / name))
         chain = structure[0][0]
         assert len(chain) == len(plddt)
@@ -70,18 +70,20 @@ def test_structures_carry_plddt_in_b_factors(run, target):
 
 def test_alphafold_output_layout(run):
     folder = run.out_dir / "HG003690_101"
-    for name in ("ranked_0.pdb", "ranked_0.cif", "unrelaxed_model_1_ptm.pdb", "ranking_debug.json",
-                 "timings.json", "confidence_model_1_ptm.json", "pae_model_1_ptm.json", "plddt.png", "pae.png",
+    for name in ("ranked_0.pdb", "ranked_0.cif", "unrelaxed_model_1_ptm_pred_0.pdb", "ranking_debug.json",
+                 "timings.json", "confidence_model_1_ptm_pred_0.json", "pae_model_1_ptm_pred_0.json", "plddt.png", "pae.png",
                  "msas/uniref90_hits.sto", "msas/mgnify_hits.sto", "msas/small_bfd_hits.sto",
                  "RANDOM_PARAMETERS_NOT_MEANINGFUL.txt"):
         assert (folder / name).is_file(), name
-    (pae,) = json.loads((folder / "pae_model_1_ptm.json").read_text())
+    (pae,) = json.loads((folder / "pae_model_1_ptm_pred_0.json").read_text())
     assert np.array(pae["predicted_aligned_error"]).shape == (79, 79)
     assert pae["max_predicted_aligned_error"] == pytest.approx(31.75)
     ranking = json.loads((folder / "ranking_debug.json").read_text())
-    assert ranking["order"] == ["model_1_ptm"] and "NOT meaningful" in ranking["warning"]
-    assert {"msa", "features", "model", "process_features_model_1_ptm"} <= set(json.loads(
-        (folder / "timings.json").read_text()))
+    assert ranking == {"plddts": {"model_1_ptm_pred_0": ranking["plddts"]["model_1_ptm_pred_0"]},
+                       "order": ["model_1_ptm_pred_0"]}, "run_alphafold's ranking_debug.json"
+    timings = json.loads((folder / "timings.json").read_text())
+    assert set(timings) == {"features", "process_features_model_1_ptm_pred_0",
+                            "predict_and_compile_model_1_ptm_pred_0"}, "run_alphafold's timings.json keys"
     assert set(run.structures) == {"HG003686_698", "HG003690_137", "HG003690_101", "short"}
     assert not list(run.out_dir.glob(".*.tmp")), "no staging folders left behind"
 

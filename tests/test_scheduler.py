@@ -53,7 +53,7 @@ class Msa:
             raise WorkerLost("actor died")
         if job.target.id in self.fail:
             raise ValueError(f"bad MSA for {job.target.id}")
-        prepared = PreparedTarget([], "stand-in", {}, 1, job.target.id, {"msa": 1}, {"msa": (0.0, 1.0)})
+        prepared = PreparedTarget({}, "stand-in", {}, 1, job.target.id, {}, 0, {"msa": 1}, {"msa": (0.0, 1.0)})
         return Placed(prepared, Placement(1, "msa-node")), {"features": job.target.sequence}
 
 
@@ -65,7 +65,8 @@ class Model:
         CALLS["predict", job.target.id, job.item] += 1
         assert features == {"features": job.target.sequence}, "the prepare step's payload reaches the model"
         self.compiled.add((job.item, 64 if len(job.target.sequence) <= 64 else 96))
-        return Placed(PredictedModel(None, len(job.target.sequence), CompileStats(), 0.0, {}, (1.0, 2.0)),
+        return Placed(PredictedModel(job.item, "", None, len(job.target.sequence), CompileStats(), 0.0, {},
+                                     (1.0, 2.0)),
                       Placement(self.pid, "gpu-node")), None
 
 
@@ -82,7 +83,7 @@ def targets(*lengths):
 
 def scheduler(tmp_path, msa=None, model_workers=1, max_in_flight=4, max_attempts=3,
               models=("model_1_ptm", "model_2_ptm")):
-    config = RunConfig(model={"names": list(models), "bucket_lengths": [64, 96]})
+    config = RunConfig(model={"names": list(models), "bucket_lengths": [64, 96]}, relax={"models_to_relax": "none"})
     backend = StepwiseBackend()
     models = iter([Model(pid) for pid in range(10, 10 + model_workers)])
     pools = {"msa": ActorPool("msa", lambda: start_local(msa or Msa()), backend, 1, 1, 2, 60),

@@ -98,3 +98,33 @@ def test_directory_of_fasta_files(tmp_path):
 ])
 def test_safe_target_id(raw, safe):
     assert safe_target_id(raw) == safe
+
+
+def test_complexes_from_colons_and_from_tagged_records(write_fasta):
+    path = write_fasta(f">homo\n{PROTEIN[:20]}:{PROTEIN[:20]}\n>a complex=hetero\n{PROTEIN[:15]}\n"
+                       f">mono\n{PROTEIN[:12]}\n>b complex=hetero\n{PROTEIN[20:40]}*\n")
+    batch = load_targets(path)
+    assert not batch.invalid
+    by_id = {t.id: t for t in batch.targets}
+    assert [t.id for t in batch.targets] == ["homo", "hetero", "mono"], "a complex takes its first chain's place"
+    assert by_id["homo"].chains == (PROTEIN[:20], PROTEIN[:20]) and by_id["homo"].length == 40
+    assert by_id["hetero"].chains == (PROTEIN[:15], PROTEIN[20:40]) and by_id["hetero"].is_complex
+    assert by_id["hetero"].description == "hetero: a complex=hetero | b complex=hetero"
+    assert not by_id["mono"].is_complex and by_id["mono"].chains == (PROTEIN[:12],)
+
+
+@pytest.mark.parametrize("record, expected", [
+    (f">c\n{PROTEIN[:20]}:\n", "target 'c': chain B: empty sequence"),
+    (f">c\n{PROTEIN[:20]}:ACGTACGTACGTACGT\n", "target 'c': chain B: looks like a nucleotide sequence"),
+    (f">c\n{PROTEIN[:20]}:MK1V\n", "target 'c': chain B: characters that are not amino acids: '1'"),
+    (">c\n" + ":".join([PROTEIN[:5]] * 63) + "\n", "target 'c': 63 chains, more than the 62 AlphaFold can name"),
+    (f">c\n{PROTEIN[:30]}:{PROTEIN[:30]}\n",
+     "target 'c': complex of 60 residues in 2 chains is longer than the maximum of 50 (max_length)"),
+    (f">x complex=c\n{PROTEIN[:20]}\n>y complex=c\nMK-V\n",
+     "target 'c': chain 'y': characters that are not amino acids: '-'"),
+])
+def test_bad_complexes_get_one_line_naming_target_and_chain(write_fasta, record, expected):
+    batch = load_targets(write_fasta(f">ok\n{PROTEIN[:40]}\n{record}"), max_length=50)
+    message = only_error(batch)
+    assert expected in message and "\n" not in message
+    assert [t.id for t in batch.targets] == ["ok"], "the other targets stay"

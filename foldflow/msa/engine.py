@@ -53,8 +53,9 @@ class MsaEngine(ABC):
         return Resources(cpus=self.config.cpus_per_search)
 
     @abstractmethod
-    def plan(self, target: Target) -> list[MsaStep]:
-        """The alignments of ``target``; empty when this engine has none for it."""
+    def plan(self, target: Target, pairing: bool = False) -> list[MsaStep]:
+        """The alignments of ``target`` (one chain); empty when this engine has none for it. With
+        ``pairing`` (a chain of a heteromer) the UniProt alignment for species pairing too."""
 
     def warm(self) -> None:
         """Load resident state now (before the first target needs it)."""
@@ -68,13 +69,13 @@ class DatabaseSearchEngine(MsaEngine):
     """A search engine: one search of the target's sequence per configured database."""
 
     def databases(self) -> list[DatabaseConfig]:
-        return list(self.config.databases)
+        return self.config.searched_databases(pairing=True)
 
     @abstractmethod
     def search(self, sequence: str, database: DatabaseConfig) -> Alignment:
         """Search ``sequence`` (named :data:`foldflow.msa.alignment.QUERY_NAME`) against one database."""
 
-    def plan(self, target: Target) -> list[MsaStep]:
+    def plan(self, target: Target, pairing: bool = False) -> list[MsaStep]:
         return [MsaStep(db.name, search_key(target.sequence, db, self.config, self.name, self.version),
                         lambda db=db: self.search(target.sequence, db))
-                for db in self.config.databases]
+                for db in self.config.searched_databases(pairing)]

@@ -75,8 +75,7 @@ class ResidentDatabases:
 
     def database(self, name: str) -> LoadedDatabase:
         if name not in self._loaded:
-            (db_config,) = [db for db in self.config.databases if db.name == name]
-            self._loaded[name] = load_database(db_config)
+            self._loaded[name] = load_database(self.config.database(name))
         return self._loaded[name]
 
     @property

@@ -8,6 +8,10 @@ Two layouts are accepted under a directory ``DIR``:
   as ``custom``), as AlphaFold writes them to ``msas/``;
 * ``DIR/<target_id>.a3m`` or ``.sto``: one MSA, e.g. from ColabFold.
 
+A complex's chains are looked up as ``<complex_id>/<chain_id>`` (``DIR/dimer/A/``,
+the layout AlphaFold-Multimer writes under ``msas/``); a ``uniprot_hits.sto``
+there is the chain's MSA for species pairing.
+
 Every file's query row must be the target's sequence; a file that does not
 match raises :class:`MsaMismatchError`, it is never used silently.
 Stockholm hit lists are truncated to the configured ``max_hits`` as
@@ -81,7 +85,7 @@ class PrecomputedEngine(MsaEngine):
     def version(self) -> str:
         return VERSIONS["foldflow"]
 
-    def plan(self, target: Target) -> list[MsaStep]:
+    def plan(self, target: Target, pairing: bool = False) -> list[MsaStep]:
         max_hits = {db.name: db.max_hits for db in self.config.databases if db.max_hits}
         found = load_precomputed(self.config.precomputed_dir, target.id, target.sequence, max_hits)
         return [MsaStep(a.database, alignment_content_key(a), lambda a=a: a) for a in found]

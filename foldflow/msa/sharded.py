@@ -128,7 +128,7 @@ class ShardedPyhmmerEngine(DatabaseSearchEngine):
 
     def _search_local_shards(self, database: str, hmm: HMM) -> list[TopHits]:
         if database not in self._local:
-            (db,) = [d for d in self.config.databases if d.name == database]
+            db = self.config.database(database)
             self._local[database] = [load_shard(db, i, self.config.shards) for i in range(self.config.shards)]
         return [search_shard(shard, hmm, self.config) for shard in self._local[database]]
 

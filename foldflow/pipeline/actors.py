@@ -12,7 +12,7 @@ from typing import Any
 import ray
 
 from foldflow.config import DatabaseConfig, MsaConfig
-from foldflow.stage_workers import ModelStage, MsaStage, process_info
+from foldflow.stage_workers import ModelStage, MsaStage, RelaxStage, process_info
 from foldflow.stages import Placement
 
 LOST_WORKER = (ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError,
@@ -77,7 +77,7 @@ def start_shard_workers(config: MsaConfig, placement: dict) -> dict[str, list]:
     options = {**placement, "num_cpus": config.shard_actor_cpus, **ACTOR_OPTIONS}
     return {db.name: [ShardWorker.options(**options).remote(db, i, config.shards, config)
                       for i in range(config.shards)]
-            for db in config.databases}
+            for db in config.searched_databases(pairing=True)}
 
 
 class _ShardFanOut:
@@ -105,5 +105,11 @@ class _ModelActor(ModelStage):
         return _ray_placement()
 
 
+class _RelaxActor(RelaxStage):
+    def placement(self) -> Placement:
+        return _ray_placement()
+
+
 MsaActor = ray.remote(_MsaActor)
 ModelActor = ray.remote(_ModelActor)
+RelaxActor = ray.remote(_RelaxActor)

@@ -11,7 +11,8 @@ from foldflow.compute import Resources
 from foldflow.config import RunConfig
 from foldflow.models import model_class
 from foldflow.msa.registry import make_engine
-from foldflow.pipeline.actors import ACTOR_OPTIONS, ModelActor, MsaActor, RayBackend, start_shard_workers
+from foldflow.pipeline.actors import (ACTOR_OPTIONS, ModelActor, MsaActor, RayBackend, RelaxActor,
+                                      start_shard_workers)
 from foldflow.pipeline.local import LocalBackend, start_local
 from foldflow.pipeline.pools import ActorPool, UnplaceableStageError, check_placeable, placement_options
 from foldflow.pipeline.runtime import ray_session
@@ -30,29 +31,40 @@ def stage_resources(config: RunConfig) -> dict[str, Resources]:
     MSA engine and the models declare."""
     p = config.pipeline
     engine = make_engine(config.msa.engine, config.msa).resources()
-    models = [model_class(name).resources for name in config.model.names]
+    models = [model_class(name).resources for name in config.model.model_names]
     return {
         "msa": Resources(cpus=engine.cpus if p.msa_actor_cpus is None else p.msa_actor_cpus,
                          memory_gb=p.msa_actor_memory_gb or engine.memory_gb),
         "model": Resources(cpus=max(m.cpus for m in models) if p.model_actor_cpus is None else p.model_actor_cpus,
                            gpus=max(m.gpus for m in models) if p.model_actor_gpus is None else p.model_actor_gpus),
+        "relax": Resources(cpus=p.relax_actor_cpus, gpus=p.relax_actor_gpus),
     }
+
+
+def first_actors_cpus(config: RunConfig) -> float:
+    """CPUs the pools' first actors ask for together (a local Ray offers at least this many)."""
+    p, resources = config.pipeline, stage_resources(config)
+    relax = p.relax_actors * resources["relax"].cpus if config.relax.models_to_relax != "none" else 0
+    return p.msa_actors * resources["msa"].cpus + p.model_actors * resources["model"].cpus + relax
 
 
 class RayPools:
     """The run's pools: MSA and model actors on Ray, the output writer in this process."""
 
-    def __init__(self, config: RunConfig, out_dir: Path, fixed_nodes: bool):
+    def __init__(self, config: RunConfig, out_dir: Path, fixed_nodes: bool, models: list[str]):
         p = config.pipeline
         resources = stage_resources(config)
         msa = placement_options(resources["msa"].cpus, 0, p.msa_actor_resources, p.msa_actor_labels,
                                 resources["msa"].memory_gb)
         model = placement_options(resources["model"].cpus, resources["model"].gpus, p.model_actor_resources,
                                   p.model_actor_labels)
+        relax = placement_options(resources["relax"].cpus, resources["relax"].gpus, {}, {})
         if fixed_nodes:  # a local Ray never grows: a stage no node can hold is an error now
             nodes = ray.nodes()
             check_placeable("MSA", msa, nodes)
             check_placeable("model", model, nodes)
+            if config.relax.models_to_relax != "none":
+                check_placeable("relax", relax, nodes)
         self.shard_workers = start_shard_workers(config.msa, msa)
 
         def start_msa():
@@ -60,17 +72,24 @@ class RayPools:
             return actor, actor.warm.remote()  # databases load now, before the first target needs them
 
         def start_model():
-            actor = ModelActor.options(**model, **ACTOR_OPTIONS).remote(config.model, config.store)
+            actor = ModelActor.options(**model, **ACTOR_OPTIONS).remote(config.model, config.store, models)
             return actor, actor.warm.remote()  # parameters load while the first MSAs are searched
+
+        def start_relax():
+            actor = RelaxActor.options(**relax, **ACTOR_OPTIONS).remote(config.relax, config.store)
+            return actor, actor.warm.remote()
 
         ray_backend = RayBackend()
         stop = lambda actor: ray.kill(actor, no_restart=True)  # noqa: E731
-        self.backends = {"msa": ray_backend, "model": ray_backend, "writer": LocalBackend()}
+        self.backends = {"msa": ray_backend, "model": ray_backend, "relax": ray_backend, "writer": LocalBackend()}
         self.pools = {
             "msa": ActorPool("MSA", start_msa, ray_backend, p.msa_actors, p.msa_actors_max or p.msa_actors,
                              CALLS_PER_ACTOR, p.idle_timeout_s, stop),
             "model": ActorPool("model", start_model, ray_backend, p.model_actors,
                                p.model_actors_max or p.model_actors, CALLS_PER_ACTOR, p.idle_timeout_s, stop),
+            **({"relax": ActorPool("relax", start_relax, ray_backend, p.relax_actors,
+                                   p.relax_actors_max or p.relax_actors, CALLS_PER_ACTOR, p.idle_timeout_s, stop)}
+               if config.relax.models_to_relax != "none" else {}),
             "writer": ActorPool("writer", lambda: start_local(OutputStage(config, out_dir)), LocalBackend(),
                                 1, 1, 1, p.idle_timeout_s),
         }
@@ -105,7 +124,7 @@ def execute_run(manifest: RunManifest, config: RunConfig, book: RunBook) -> tupl
         todo.sort(key=lambda t: t.length, reverse=True)
     cancelled, workers = False, {}
     if todo:
-        with ray_session(config.pipeline.address) as fixed_nodes, tqdm(
+        with ray_session(config.pipeline.address, min_cpus=first_actors_cpus(config)) as fixed_nodes, tqdm(
                 total=len(targets), initial=len(finished), desc=f"run {manifest.run_id}", unit="target",
                 disable=not config.pipeline.progress) as bar:
             def report(result: TargetResult) -> None:
@@ -114,7 +133,8 @@ def execute_run(manifest: RunManifest, config: RunConfig, book: RunBook) -> tupl
                     bar.write(f"target '{result.target_id}' failed: {result.error}")
 
             try:
-                pools = RayPools(config, out_dir, fixed_nodes)
+                models = config.model.models_needed({t.is_complex for t in todo})
+                pools = RayPools(config, out_dir, fixed_nodes, models)
             except UnplaceableStageError as error:
                 book.set_state(manifest.run_id, "failed", error=str(error))
                 raise

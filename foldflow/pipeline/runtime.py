@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
+import os
 from collections.abc import Iterator
 
 import ray
 
 
 @contextlib.contextmanager
-def ray_session(address: str | None, log_to_driver: bool = False) -> Iterator[bool]:
+def ray_session(address: str | None, log_to_driver: bool = False, min_cpus: float = 0) -> Iterator[bool]:
     """Use Ray if it is already initialised; else start a local one (address None) or connect.
+
+    A local Ray offers at least ``min_cpus`` CPUs (what the pools' first actors ask for), so every
+    stage starts on a laptop with fewer cores than actors (the OS shares the cores).
 
     Yields whether the Ray in use is a local one started here, whose nodes never
     change (no autoscaler). A local Ray started here is shut down on exit; the
@@ -22,7 +27,7 @@ def ray_session(address: str | None, log_to_driver: bool = False) -> Iterator[bo
         return
     if address is None:
         ray.init(include_dashboard=False, log_to_driver=log_to_driver, logging_level=logging.WARNING,
-                 configure_logging=True)
+                 configure_logging=True, num_cpus=max(os.cpu_count() or 1, math.ceil(min_cpus)))
     else:
         ray.init(address=address, log_to_driver=log_to_driver, logging_level=logging.WARNING)
     try:

@@ -128,7 +128,7 @@ class Scheduler:
             self._enqueue(run, step)
 
     def _enqueue(self, run: _TargetRun, step: StepSpec) -> None:
-        for item in self.workflow.items(step):
+        for item in self.workflow.items(step, run.target):
             run.pending.add((step.name, item))
             self.waiting[step.pool].append((run, step, item))
 
@@ -157,7 +157,7 @@ class Scheduler:
     def _submit(self, pool: str, worker: Any, run: _TargetRun, step: StepSpec, item: str | None) -> None:
         inputs = {}
         for name in step.inputs:
-            records = [run.records[(name, i)] for i in self.workflow.items(self.workflow.step(name))]
+            records = [run.records[(name, i)] for i in self.workflow.items(self.workflow.step(name), run.target)]
             inputs[name] = records if self.workflow.step(name).per == "model" else records[0]
         payloads = tuple(run.payloads[name] for name in step.payloads)
         job = StepJob(run.target, item, inputs, run.attempts)
@@ -205,7 +205,7 @@ class Scheduler:
             return run, self._finish(run, placed.record)
         for dependent in self.workflow.dependents(call.step.name):
             needed = [(name, i) for name in dependent.inputs
-                      for i in self.workflow.items(self.workflow.step(name))]
+                      for i in self.workflow.items(self.workflow.step(name), run.target)]
             started = any(key[0] == dependent.name for key in (*run.pending, *run.records))
             if not started and all(key in run.records for key in needed):
                 self._enqueue(run, dependent)
