@@ -14,7 +14,7 @@ from foldflow.outputs import RANDOM_PARAMS_WARNING, write_summary
 from foldflow.results import TargetResult
 from foldflow.runs import RunBook, RunManifest, check_run_id, new_run_id
 from foldflow.store import Store
-from foldflow.targets import InvalidTarget, load_targets
+from foldflow.targets import InvalidTarget, TargetBatch, load_targets
 
 log = logging.getLogger("foldflow")
 
@@ -31,8 +31,25 @@ class SetupError(FoldflowError, ValueError):
     """The run's databases or parameter files are missing; nothing was run."""
 
 
-def check_local_setup(config: RunConfig) -> None:
+def without_models(batch: TargetBatch, config: RunConfig) -> TargetBatch:
+    """The batch with targets no configured model can predict (a complex without a multimer model,
+    a monomer without a monomer model) moved to the invalid ones."""
+    kept, invalid = [], list(batch.invalid)
+    for target in batch.targets:
+        if config.model.models_for(target.is_complex):
+            kept.append(target)
+            continue
+        kind = (f"a complex of {len(target.chains)} chains but no multimer model" if target.is_complex
+                else "a monomer but no monomer model")
+        invalid.append(InvalidTarget(target.id, target.description, target.source,
+                                     f"{kind} in model.names (e.g. --models {'multimer' if target.is_complex else 'monomer'})"))
+    return TargetBatch(kept, invalid)
+
+
+def check_local_setup(config: RunConfig, models: list[str] | None = None) -> None:
     """Fail before anything starts when a local run's parameter files or databases are missing.
+
+    ``models``: the models the batch needs (default: every configured one).
 
     Runs on a cluster (``pipeline.address`` set) are not checked here: their paths
     need to exist on the worker nodes, not on the machine that starts the run.
@@ -43,7 +60,7 @@ def check_local_setup(config: RunConfig) -> None:
 
     try:
         engines = engines_for(config.msa)
-        classes = {name: model_class(name) for name in config.model.model_names}
+        classes = {name: model_class(name) for name in (config.model.model_names if models is None else models)}
     except (UnknownModelError, ValueError) as error:
         raise SetupError(str(error)) from None
     if config.pipeline.address is not None:
@@ -143,9 +160,8 @@ def predict(fasta: str | Path, out: str | Path, config: RunConfig | str | Path |
     config = apply_overrides(config, overrides)
     announce = config.model.uses_random_params or config.model.effective_preset != "alphafold"
     log.warning(describe_setup(config)) if announce else log.info(describe_setup(config))
-    check_local_setup(config)
-
-    batch = load_targets(Path(fasta), max_length=config.max_length)
+    batch = without_models(load_targets(Path(fasta), max_length=config.max_length), config)
+    check_local_setup(config, config.model.models_needed({t.is_complex for t in batch.targets}))
     if batch.invalid and not config.skip_invalid:
         raise InvalidInputError(batch.invalid)
     for bad in batch.invalid:

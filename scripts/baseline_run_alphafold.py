@@ -26,7 +26,7 @@ from foldflow.features import build_features
 from foldflow.models.alphafold2 import AlphaFold2
 from foldflow.models.compile_stats import measure_compiles
 from foldflow.msa.jackhmmer import ResidentDatabases
-from foldflow.outputs import write_target
+from foldflow.outputs import TargetOutputs, write_target
 from foldflow.targets import load_targets
 
 
@@ -40,7 +40,9 @@ def main() -> None:
     args = parser.parse_args()
     start = time.perf_counter()
     settings = ModelConfig.model_validate_json(args.model_settings).model_copy(update={"params_dir": args.params})
-    model = AlphaFold2("model_1_ptm", settings)  # loads the npz once
+    (name,) = settings.models_for(False)  # the benchmark's one model
+    (runner,) = settings.runners_for(False)
+    model = AlphaFold2(name, settings)  # loads the npz once
     databases = ResidentDatabases(MsaConfig())
     args.out.mkdir(parents=True, exist_ok=True)
     targets = load_targets(args.fasta).targets
@@ -49,9 +51,11 @@ def main() -> None:
             began = time.perf_counter()
             alignments = databases.search(target.id, target.sequence)
             features = build_features(target.sequence, target.description, alignments)
-            prediction = model.predict(features, settings.seed_for("model_1_ptm"), target.length)  # exact length
-            write_target(args.out, target.id, alignments, [prediction], {"total": time.perf_counter() - began},
-                         random_params=False, plots=False)
+            prediction = model.predict(features, settings.seed_for(runner, False), target.length)  # exact length
+            outputs = TargetOutputs(msas={"A": alignments}, template_hits={}, predictions={runner: prediction},
+                                    relaxed={}, relax_requested=False,
+                                    timings={"total": time.perf_counter() - began}, multimer=False)
+            write_target(args.out, target.id, outputs, random_params=False, plots=False)
     args.report.write_text(json.dumps({
         "targets": len(targets), "model_programs": model.compiles, "xla_programs": xla.compiles,
         "xla_cache_hits": xla.cache_hits, "seconds": time.perf_counter() - start}))

@@ -46,7 +46,7 @@ def one_size(count: int) -> dict:
             (msas / f"t{i}.a3m").write_text(f">t{i}\n{sequence}\n")
     config = RunConfig(store=str(work / "store"), plots=False,
                        msa={"precomputed_dir": msas, "require_precomputed": True},
-                       model={"names": ["simulated_device_0s"]},
+                       relax={"models_to_relax": "none"}, model={"names": ["simulated_device_0s"]},
                        pipeline={"progress": False, "max_in_flight": 8})
     process = psutil.Process()
     baseline_rss = process.memory_info().rss

@@ -58,6 +58,7 @@ def main() -> None:
 
     def configured(device_seconds: float, store: str) -> RunConfig:
         return RunConfig(store=store, msa={"databases": databases, "iterations": args.iterations}, plots=False,
+                         relax={"models_to_relax": "none"},
                          model={"names": [f"simulated_device_{device_seconds}s{'_host' if args.host_work else ''}"]},
                          pipeline={"progress": False, "max_in_flight": 4, "longest_first": False})
 

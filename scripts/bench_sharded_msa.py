@@ -46,7 +46,7 @@ def main() -> None:
         store = str(work / f"store-{count}")
         config = RunConfig(store=store, plots=False, msa={"databases": [database], "shards": count,
                                 "engine": "pyhmmer_sharded" if count > 1 else "pyhmmer"},
-                           model={"names": ["simulated_device_0s"]},
+                           relax={"models_to_relax": "none"}, model={"names": ["simulated_device_0s"]},
                            pipeline={"progress": False})
         run = foldflow.predict(fasta, work / f"out-{count}", config, run_id=f"shards-{count}")
         table = run.to_pandas()

@@ -264,7 +264,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     which.add_argument("--random-params", action="store_true",
                        help="random-init parameters: runs the whole path, results NOT meaningful, never judged")
     parser.add_argument("--out", type=Path, help="output folder (default: a new temporary folder)")
-    parser.add_argument("--models", help="comma-separated model names (default: the config's, model_1_ptm)")
+    parser.add_argument("--models", help="comma-separated model names (default: the config's; AlphaFold's five monomer models with --params)")
     parser.add_argument("--config", type=Path, help="foldflow YAML config, e.g. with your real databases")
     parser.add_argument("--targets", help=f"comma-separated subset of {','.join(NATIVES)} (default: all)")
     args = parser.parse_args(argv)

@@ -63,7 +63,7 @@ def alive_worker_nodes() -> list[dict]:
 def test_nodes_are_launched_per_stage_and_released_when_idle(autoscaling_cluster, tmp_path):
     assert alive_worker_nodes() == [], "only the head at the start"
     config = RunConfig(store=str(tmp_path / "store"), plots=False,
-                       model={"names": ["simulated_device_0.5s"]},
+                       relax={"models_to_relax": "none"}, model={"names": ["simulated_device_0.5s"]},
                        pipeline={"progress": False, "msa_actor_resources": {"msa": 0.5}, "model_actor_gpus": 1,
                                  "idle_timeout_s": 1})
     run = foldflow.predict(DEMO_FASTA, tmp_path / "out", config, run_id="autoscaled")

@@ -119,7 +119,7 @@ def test_a_different_fold_is_judged_clearly_off():
 
 def test_missing_parameter_files_are_a_setup_error(tmp_path, capsys):
     assert crw.main(["--params", str(tmp_path), "--targets", "4zey_A", "--out", str(tmp_path / "out")]) == 2
-    assert "params_model_1_ptm" in capsys.readouterr().err
+    assert "no params_model_1.npz" in capsys.readouterr().err  # run_alphafold's default models first
 
 
 def test_no_parameters_is_a_usage_error(capsys):

@@ -52,7 +52,7 @@ def test_missing_parameter_files_fail_before_anything_starts(tmp_path):
                       "--store", tmp_path / "store")
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert result.returncode == 2 and len(errors) == 1
-    assert f"parameters: model 'model_1_ptm': no params_model_1_ptm.npz in {empty}" in errors[0]
+    assert f"parameters: model 'model_1': no params_model_1.npz in {empty}" in errors[0]  # run_alphafold's models
     assert not (tmp_path / "out").exists() and not (tmp_path / "store").exists(), "no run was started"
 
 

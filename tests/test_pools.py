@@ -87,7 +87,7 @@ def test_check_placeable_reads_resources_memory_and_labels():
 @pytest.mark.slow
 def test_model_pool_grows_when_features_wait(local_ray, tmp_path):
     config = RunConfig(store=str(tmp_path / "store"), plots=False,
-                       model={"names": ["simulated_device_1.0s"]},
+                       relax={"models_to_relax": "none"}, model={"names": ["simulated_device_1.0s"]},
                        pipeline={"progress": False, "model_actors": 1, "model_actors_max": 2,
                                  "model_actor_cpus": 0, "msa_actor_cpus": 0.5, "max_in_flight": 4})
     run = foldflow.predict(DEMO_FASTA, tmp_path / "out", config, run_id="grow")
@@ -99,7 +99,7 @@ def test_model_pool_grows_when_features_wait(local_ray, tmp_path):
 def test_a_run_on_a_shared_ray_leaves_no_actor_behind(local_ray, tmp_path):
     """A notebook's Ray outlives the run: the run's actors must not keep holding CPUs, GPUs or nodes."""
     config = RunConfig(store=str(tmp_path / "store"), plots=False,
-                       model={"names": ["simulated_device_0s"]},
+                       relax={"models_to_relax": "none"}, model={"names": ["simulated_device_0s"]},
                        msa={"engine": "pyhmmer_sharded", "shards": 2, "shard_actor_cpus": 0.125},  # 3 dbs x 2
                        pipeline={"progress": False, "msa_actor_cpus": 0.5, "model_actor_cpus": 0.5})
     run = foldflow.predict(DEMO_FASTA, tmp_path / "out", config, run_id="no-leftovers")

@@ -106,7 +106,8 @@ def test_every_step_runs_once_per_target_and_model(tmp_path):
     results = run.run(targets(50, 70, 90))
     assert sorted(r.target_id for r in results) == ["t0", "t1", "t2"] and all(r.status == "ok" for r in results)
     expected = Counter({("prepare", t): 1 for t in ("t0", "t1", "t2")})
-    expected.update({("predict", t, m): 1 for t in ("t0", "t1", "t2") for m in ("model_1_ptm", "model_2_ptm")})
+    expected.update({("predict", t, f"{m}_pred_0"): 1 for t in ("t0", "t1", "t2")
+                     for m in ("model_1_ptm", "model_2_ptm")})
     expected.update({("write", t): 1 for t in ("t0", "t1", "t2")})
     assert CALLS == expected
     assert {tid: r["status"] for tid, r in book.targets("r").items()} == {"t0": "ok", "t1": "ok", "t2": "ok"}

@@ -74,7 +74,7 @@ def test_pipeline_with_shard_actors_writes_the_same_msas(tmp_path):
     msas = {}
     for shards in (1, 3):
         config = RunConfig(store=str(tmp_path / f"store-{shards}"), plots=False, msa={"engine": "pyhmmer_sharded" if shards > 1 else "pyhmmer", "shards": shards},
-                           model={"names": ["simulated_device_0s"]},
+                           relax={"models_to_relax": "none"}, model={"names": ["simulated_device_0s"]},
                            pipeline={"progress": False})
         run = foldflow.predict(DEMO_FASTA, tmp_path / f"out-{shards}", config, run_id=f"shards-{shards}")
         assert run.ok, run.failed

@@ -1,14 +1,18 @@
-"""AlphaFold 2 (monomer) from ``alphafold-colabfold``, wrapped, not rewritten.
+"""AlphaFold 2 from ``alphafold-colabfold``, wrapped, not rewritten.
 
 One :class:`AlphaFold2` holds one model's parameters and its jitted program;
 XLA compiles once per input shape and the compiled program stays resident.
+The multimer models (:mod:`foldflow.models.alphafold2_multimer`) share the
+settings, parameters and prediction code here.
 """
 
 from __future__ import annotations
 
+import functools
 import time
 from importlib import metadata
 from pathlib import Path
+from typing import ClassVar
 
 import haiku as hk
 import jax
@@ -27,33 +31,55 @@ from foldflow.models.base import Model, Prediction
 
 _INIT_SEQUENCE = "ACDEFGHIKLMNPQRSTVWY"
 
+# Where each of foldflow's settings lives in AlphaFold's config, monomer (False) and multimer (True);
+# the first path is the value reported by effective_settings.
+SETTING_PATHS = {
+    False: {"num_recycle": ("model.num_recycle", "data.common.num_recycle"),
+            "max_msa_clusters": ("data.eval.max_msa_clusters",),
+            "max_extra_msa": ("data.common.max_extra_msa",)},
+    True: {"num_recycle": ("model.num_recycle",),
+           "max_msa_clusters": ("model.embeddings_and_evoformer.num_msa",),
+           "max_extra_msa": ("model.embeddings_and_evoformer.num_extra_msa",)},
+}
+
+
+def is_multimer(cfg: ml_collections.ConfigDict) -> bool:
+    return bool(cfg.model.global_config.multimer_mode)
+
 
 def model_config(model_name: str, settings: ModelConfig) -> ml_collections.ConfigDict:
-    """AlphaFold's config for ``model_name`` with foldflow's overrides applied."""
+    """AlphaFold's config for ``model_name`` with foldflow's overrides applied (AlphaFold's own value
+    where the preset gives none)."""
     cfg = af_config.model_config(model_name)
-    if cfg.model.global_config.multimer_mode:
-        raise ValueError(f"model '{model_name}' is a multimer model; foldflow predicts monomers for now")
-    cfg.data.eval.num_ensemble = 1
-    if (num_recycle := settings.preset_value("num_recycle")) is not None:
-        cfg.data.common.num_recycle = num_recycle
-        cfg.model.num_recycle = num_recycle
-    if (clusters := settings.preset_value("max_msa_clusters")) is not None:
-        cfg.data.eval.max_msa_clusters = clusters
-    if (extra := settings.preset_value("max_extra_msa")) is not None:
-        cfg.data.common.max_extra_msa = extra
+    if not is_multimer(cfg):
+        cfg.data.eval.num_ensemble = 1
+    for setting, paths in SETTING_PATHS[is_multimer(cfg)].items():
+        if (value := settings.preset_value(setting)) is not None:
+            cfg.update_from_flattened_dict(dict.fromkeys(paths, value))
     cfg.model.global_config.bfloat16 = settings.bfloat16
     return cfg
 
 
+def _config_value(cfg: ml_collections.ConfigDict, path: str):
+    return functools.reduce(getattr, path.split("."), cfg)
+
+
+def _init_features(cfg: ml_collections.ConfigDict) -> dict[str, np.ndarray]:
+    """Model inputs for the one-off random initialisation (any length gives the same parameters)."""
+    if is_multimer(cfg):
+        from foldflow.models.alphafold2_multimer import init_features
+        return init_features()
+    from foldflow.features import build_features
+
+    return af_features.np_example_to_features(build_features(_INIT_SEQUENCE, "init", []), cfg, random_seed=0)
+
+
 def _initialise_random(model_name: str, settings: ModelConfig) -> hk.Params:
     """Random parameters with non-zero final layers (``zero_init=False``), so outputs vary."""
-    from foldflow.features import build_features  # only needed for this one-off init
-
     cfg = model_config(model_name, settings)
     cfg.model.global_config.zero_init = False
     runner = af_model.RunModel(cfg)
-    features = runner.process_features(build_features(_INIT_SEQUENCE, "init", []), random_seed=0)
-    runner.init_params(features, random_seed=settings.params_seed)
+    runner.init_params(_init_features(cfg), random_seed=settings.params_seed)
     return jax.device_get(runner.params)
 
 
@@ -93,15 +119,21 @@ def process_features(cfg: ml_collections.ConfigDict, raw: dict[str, np.ndarray],
 
 
 class AlphaFold2(Model):
-    """A resident AlphaFold 2 monomer model."""
+    """A resident AlphaFold 2 monomer model; :class:`~foldflow.models.alphafold2_multimer.AlphaFold2Multimer`
+    extends it to complexes through :meth:`model_inputs`, :meth:`_input_fields` and :meth:`_confidence_fields`."""
 
     version = f"alphafold-colabfold {metadata.version('alphafold-colabfold')}, jax {jax.__version__}"
     resources = Resources(cpus=1.0)  # set pipeline.model_actor_gpus on GPU nodes
+
+    multimer: ClassVar[bool] = False  # takes complex features (multimer models) or monomer features
 
     def __init__(self, model_name: str, settings: ModelConfig):
         self.name = model_name
         self.uses_random_params = settings.uses_random_params
         self.config = model_config(model_name, settings)
+        if is_multimer(self.config) != self.multimer:
+            raise ValueError(f"model '{model_name}' is {'a' if is_multimer(self.config) else 'not a'} multimer "
+                             f"model; {type(self).__name__} takes {'complexes' if self.multimer else 'monomers'}")
         params, self.params_path, self.load_seconds, self.initialised = load_model_params(model_name, settings)
         self._runner = af_model.RunModel(self.config, params)
         self.settings = settings
@@ -109,18 +141,21 @@ class AlphaFold2(Model):
     @classmethod
     def effective_settings(cls, name: str, settings: ModelConfig) -> dict[str, int]:
         cfg = model_config(name, settings)
-        return {"num_recycle": cfg.model.num_recycle, "max_msa_clusters": cfg.data.eval.max_msa_clusters,
-                "max_extra_msa": cfg.data.common.max_extra_msa}
+        return {setting: _config_value(cfg, paths[0]) for setting, paths in SETTING_PATHS[is_multimer(cfg)].items()}
 
     @property
     def compiles(self) -> int:
         """Model programs compiled in this process: the size of JAX's own cache of the jitted model."""
         return self._runner.apply._cache_size()
 
+    def model_inputs(self, features: dict[str, np.ndarray], seed: int, pad_to: int) -> dict[str, np.ndarray]:
+        """Raw features -> what RunModel.predict takes, padded to ``pad_to`` residues."""
+        return process_features(self.config, features, seed, pad_to)
+
     def predict(self, features: dict[str, np.ndarray], seed: int, pad_to: int) -> Prediction:
-        num_res = int(features["seq_length"][0])
+        num_res = len(features["aatype"])
         start = time.perf_counter()
-        processed = process_features(self.config, features, seed, pad_to)
+        processed = self.model_inputs(features, seed, pad_to)
         processed_at = time.perf_counter()
         programs = self.compiles
         result, recycles = self._runner.predict(processed, random_seed=seed)
@@ -137,21 +172,29 @@ class AlphaFold2(Model):
         has_pae = "predicted_aligned_error" in result
         return Prediction(
             model_name=self.name,
-            aatype=np.asarray(processed["aatype"][0][:num_res]),
-            residue_index=np.asarray(processed["residue_index"][0][:num_res]),
             atom_positions=np.asarray(structure["final_atom_positions"][:num_res], dtype=np.float32),
             atom_mask=np.asarray(structure["final_atom_mask"][:num_res], dtype=np.float32),
             plddt=np.asarray(result["plddt"][:num_res], dtype=np.float32),
-            ranking_confidence=float(result["ranking_confidence"]),
-            ptm=float(result["ptm"]) if "ptm" in result else None,
             pae=np.asarray(result["predicted_aligned_error"][:num_res, :num_res], dtype=np.float32) if has_pae else None,
             max_pae=float(result["max_predicted_aligned_error"]) if has_pae else None,
             recycles=int(recycles),
             seed=seed,
-            msa_clusters=int(processed["msa_feat"].shape[1]),
-            extra_msa_rows=int(processed["extra_msa"].shape[1]),
             timings=timings,
+            **self._input_fields(processed, num_res),
+            **self._confidence_fields(result),
         )
+
+    def _input_fields(self, processed, num_res: int) -> dict:
+        """The prediction's fields read from the model inputs: residues and the MSA rows seen."""
+        return {"aatype": np.asarray(processed["aatype"][0][:num_res]),
+                "residue_index": np.asarray(processed["residue_index"][0][:num_res]),
+                "msa_clusters": int(processed["msa_feat"].shape[1]),
+                "extra_msa_rows": int(processed["extra_msa"].shape[1])}
+
+    def _confidence_fields(self, result) -> dict:
+        """Ranking confidence (AlphaFold's: mean pLDDT) and pTM where the model has a PAE head."""
+        return {"ranking_confidence": float(result["ranking_confidence"]),
+                "ptm": float(result["ptm"]) if "ptm" in result else None}
 
 
 def enable_compilation_cache(directory: Path) -> None:

@@ -1,0 +1,161 @@
+"""What a run_alphafold user runs, through the CLI: a monomer with a template, a homomer and a heteromer,
+five models x two seeds each, the best relaxed; outputs and ranking as AlphaFold 2.3 writes them.
+
+Random parameters and the smallest settings (no recycling, 8/16 MSA rows, one 64-residue bucket), on a
+local Ray with the real pools (MSA, model, relax).
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+import gemmi
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+import yaml
+
+from conftest import ROOT
+from foldflow.store import Store
+
+pytestmark = pytest.mark.slow
+
+MONOMER = "MIEKQMDRVVKEMRRQLEMIDKLTTRGIEQVELLKRIHDKLMIRAVD"  # PDB 5y2e chain A: its entry is a template
+WALKER_A = "YKGEIFALLGASGCGKSTLLRMLAGFEQPS"  # E. coli PotA residues 43-72 (tests/data/multimer)
+SIGNATURE = "HQLSGGQRQRVALARSLAKRPKLL"  # PotA residues 148-171
+FASTA = (f">mono5y2e\n{MONOMER}\n>homodimer\n{SIGNATURE}:{SIGNATURE}\n"
+         f">walker complex=heterodimer\n{WALKER_A}\n>signature complex=heterodimer\n{SIGNATURE}\n")
+MONOMER_MODELS = [f"model_{i}_ptm" for i in range(1, 6)]
+MULTIMER_MODELS = [f"model_{i}_multimer_v3" for i in range(1, 6)]
+RANDOM_SEED = 3
+
+
+def runners(models):
+    return [f"{m}_pred_{i}" for m in models for i in range(2)]
+
+
+def run_cli(tmp_path, run_id):
+    config = {"model": {"names": ["monomer_ptm", "multimer"], "predictions_per_model": 2, "num_recycle": 0,
+                        "max_msa_clusters": 8, "max_extra_msa": 16, "bucket_lengths": [64]},
+              "store": str(tmp_path / "store")}
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    (tmp_path / "input.fasta").write_text(FASTA)
+    return subprocess.run(
+        [sys.executable, "-m", "foldflow", "predict", str(tmp_path / "input.fasta"), "--out", str(tmp_path / "out"),
+         "--config", str(tmp_path / "config.yaml"), "--random-seed", str(RANDOM_SEED), "--relax", "best",
+         "--run-id", run_id, "--no-progress"],
+        capture_output=True, text=True, cwd=ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1"}, timeout=1500)
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    tmp_path = tmp_path_factory.mktemp("alphafold_run")
+    first = run_cli(tmp_path, "first")
+    assert first.returncode == 0, first.stderr[-3000:]
+    table = pq.read_table(tmp_path / "out" / "summary.parquet").to_pandas().set_index("target_id")
+    return tmp_path, table
+
+
+def mean_plddt_from_b_factors(path) -> float:
+    """Mean pLDDT read back from a structure's CA B-factors (AlphaFold writes pLDDT there)."""
+    structure = gemmi.read_structure(str(path))
+    return float(np.mean([r["CA"][0].b_iso for chain in structure[0] for r in chain]))
+
+
+def chains_of(path) -> dict[str, str]:
+    structure = gemmi.read_structure(str(path))
+    return {chain.name: gemmi.one_letter_code([r.name for r in chain]) for chain in structure[0]}
+
+
+def test_every_target_predicted_with_five_models_and_two_seeds(run):
+    tmp_path, table = run
+    assert (table["status"] == "ok").all(), table["error"].to_dict()
+    assert table.loc["mono5y2e", "chains"] == 1 and table.loc["homodimer", "chains"] == 2
+    for target, models in (("mono5y2e", MONOMER_MODELS), ("homodimer", MULTIMER_MODELS),
+                           ("heterodimer", MULTIMER_MODELS)):
+        folder = tmp_path / "out" / target
+        names = runners(models)
+        assert sorted(p.name for p in folder.glob("unrelaxed_*.pdb")) == sorted(f"unrelaxed_{n}.pdb" for n in names)
+        assert sorted(p.name for p in folder.glob("ranked_*.cif")) == [f"ranked_{i}.cif" for i in range(10)]
+        # run_alphafold: prediction i of n has seed i + random_seed * n
+        seeds = {n: int(table.loc[target, f"seed_{n}"]) for n in names}
+        assert seeds == {n: i + RANDOM_SEED * 10 for i, n in enumerate(names)}, target
+        assert table.loc[target, "model_calls"] == 10 and table.loc[target, "bucket"] == 64
+
+
+def test_monomer_ranking_and_relaxation_follow_run_alphafold(run):
+    tmp_path, table = run
+    folder = tmp_path / "out" / "mono5y2e"
+    ranking = json.loads((folder / "ranking_debug.json").read_text())
+    assert set(ranking) == {"plddts", "order"}
+    scores = ranking["plddts"]
+    assert ranking["order"] == sorted(scores, key=scores.get, reverse=True)
+    for name, score in scores.items():  # the ranking confidence of a monomer is its mean pLDDT
+        assert mean_plddt_from_b_factors(folder / f"unrelaxed_{name}.pdb") == pytest.approx(score, abs=0.05)
+    best, *others = ranking["order"]
+    assert [p.name for p in folder.glob("relaxed_*.pdb")] == [f"relaxed_{best}.pdb"], "--relax best"
+    assert (folder / "ranked_0.pdb").read_text() == (folder / f"relaxed_{best}.pdb").read_text()
+    for rank, name in enumerate(others, start=1):
+        assert (folder / f"ranked_{rank}.pdb").read_text() == (folder / f"unrelaxed_{name}.pdb").read_text()
+    metrics = json.loads((folder / "relax_metrics.json").read_text())
+    assert list(metrics) == [best] and len(metrics[best]["remaining_violations"]) == len(MONOMER)
+    assert metrics[best]["remaining_violations_count"] == table.loc["mono5y2e", "relax_violations"]
+    assert table.loc["mono5y2e", "relaxed"] and table.loc["mono5y2e", "model"] == best
+    assert set(json.loads((folder / "timings.json").read_text())) == {
+        "features", *(f"{stage}_{n}" for n in scores for stage in ("process_features", "predict_and_compile")),
+        f"relax_{best}"}
+
+
+def test_monomer_uses_its_template(run):
+    tmp_path, table = run
+    assert table.loc["mono5y2e", "templates"] == 1
+    hits = (tmp_path / "out" / "mono5y2e" / "msas" / "pdb_hits.sto").read_text()
+    assert "5y2e_A" in hits
+    assert (tmp_path / "out" / "mono5y2e" / "msas" / "uniref90_hits.sto").is_file()
+
+
+@pytest.mark.parametrize("target, chains", [("homodimer", {"A": SIGNATURE, "B": SIGNATURE}),
+                                            ("heterodimer", {"A": WALKER_A, "B": SIGNATURE})])
+def test_complexes_have_chains_and_multimer_ranking(run, target, chains):
+    tmp_path, table = run
+    folder = tmp_path / "out" / target
+    for name in ("ranked_0.pdb", "ranked_9.pdb"):
+        assert chains_of(folder / name) == chains, name
+    ranking = json.loads((folder / "ranking_debug.json").read_text())
+    assert set(ranking) == {"iptm+ptm", "order"}
+    scores = ranking["iptm+ptm"]
+    assert ranking["order"] == sorted(scores, key=scores.get, reverse=True)
+    row = table.loc[target]
+    assert row["model"] == ranking["order"][0] and 0 <= row["iptm"] <= 1 and 0 <= row["ptm"] <= 1
+    assert scores[row["model"]] == pytest.approx(0.8 * row["iptm"] + 0.2 * row["ptm"], abs=2e-3)
+    assert (folder / f"relaxed_{row['model']}.pdb").is_file()
+    assert chains_of(folder / f"relaxed_{row['model']}.pdb") == chains
+
+
+def test_each_distinct_chain_is_searched_once(run):
+    """A homomer searches its chain once; a heteromer's chains also search UniProt for pairing. Every
+    search key of the batch was computed exactly once (the store's ledger)."""
+    tmp_path, table = run
+    homodimer, heterodimer = tmp_path / "out" / "homodimer" / "msas", tmp_path / "out" / "heterodimer" / "msas"
+    assert sorted(p.name for p in homodimer.iterdir()) == ["A"]
+    assert "uniprot_hits.sto" not in {p.name for p in (homodimer / "A").iterdir()}
+    assert sorted(p.name for p in heterodimer.iterdir()) == ["A", "B"]
+    assert {p.name for p in (heterodimer / "B").iterdir()} >= {"uniref90_hits.sto", "uniprot_hits.sto"}
+    searches = Store(tmp_path / "store").computations("msa")
+    # mono: 3 databases; homodimer: 3; heterodimer: WALKER_A 3 + UniProt, SIGNATURE only UniProt (its three
+    # monomer searches are the homodimer's: same keys)
+    assert len(searches) == 3 + 3 + 4 + 1
+    assert all(counts["finished"] == 1 for counts in searches.values())
+
+
+def test_a_second_run_computes_nothing(run):
+    tmp_path, _ = run
+    second = run_cli(tmp_path, "second")
+    assert second.returncode == 0, second.stderr[-3000:]
+    table = pq.read_table(tmp_path / "out" / "summary.parquet").to_pandas()
+    assert table["cached"].all()
+    assert (table[["msa_searches", "model_calls", "relaxations"]] == 0).all().all()
+    store = Store(tmp_path / "store")
+    assert all(c["started"] == 1 for kind in ("prediction", "relax", "templates")
+               for c in store.computations(kind).values())

@@ -1,0 +1,256 @@
+"""foldflow.templates (AlphaFold 2.3's hmmsearch template pipeline) against independent references.
+
+* **Search**: the HMMER 3.3.2 binaries through AlphaFold's own wrapper
+  ``alphafold.data.tools.hmmsearch.Hmmsearch`` (``hmmbuild --hand --amino``, then
+  ``hmmsearch --noali --cpu 8 --F1 0.1 --F2 0.1 --F3 0.1 --incE 100 -E 100 --domE 100
+  --incdomE 100 -A out.sto``), after the MSA preprocessing of AlphaFold's ``pipeline.py``;
+  E-values from the same command with ``--domtblout`` (the ``-A`` file carries none).
+* **Coordinates**: CA atoms read from the mmCIF file with Biopython's ``MMCIFParser``, residues
+  placed by the file's ``_pdbx_poly_seq_scheme``.
+* **No-template features**: ``HmmsearchHitFeaturizer.get_templates`` given no hits.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+from alphafold.common import residue_constants
+from alphafold.data import parsers, templates as af_templates
+from alphafold.data.tools import hmmbuild as af_hmmbuild
+from alphafold.data.tools import hmmsearch as af_hmmsearch
+from Bio.PDB import MMCIFParser
+from Bio.PDB.MMCIF2Dict import MMCIF2Dict
+
+from foldflow.config import BUNDLED_DB_DIR, DatabaseConfig, MsaConfig
+from foldflow.features import build_features
+from foldflow.msa.alignment import QUERY_NAME
+from foldflow.msa.jackhmmer import ResidentDatabases
+from foldflow.templates import ResidentSeqres, TemplateSettings, template_features, template_hits
+from conftest import DATA, small_model_config
+
+TEMPLATE_DATA = DATA / "templates"
+SEQRES = TEMPLATE_DATA / "pdb_seqres_mini.fasta"
+MMCIF_DIR = TEMPLATE_DATA / "pdb_mmcif"
+SEQRES_ENTRIES = dict(zip(*reversed(parsers.parse_fasta(SEQRES.read_text()))))
+
+# Chain A of PDB 5y2e (47 aa, released 2018-03-14): in the seqres database and in pdb_mmcif/.
+TEMPLATE_ENTRY = "5y2e_A mol:protein length:47  Non-structural glycoprotein 4"
+TEMPLATE_QUERY = SEQRES_ENTRIES[TEMPLATE_ENTRY]
+RELEASED = "2018-03-14"
+# 2q2k chain A with AlphaFold's real uniref90 MSA: many weak hits (E <= 100), none in pdb_mmcif/.
+UNIREF90_2Q2K = (TEMPLATE_DATA / "2q2k_A_uniref90_hits.sto").read_text()
+QUERY_2Q2K = parsers.parse_stockholm(UNIREF90_2Q2K).sequences[0]
+DESIGNED = "GSGSGSGSGSGSGSGSGSGS"
+LATE = TemplateSettings(max_template_date="2022-09-28")  # the seqres snapshot's date
+
+
+@pytest.fixture(scope="module")
+def binaries() -> dict[str, str]:
+    found = {name: shutil.which(name) for name in ("hmmbuild", "hmmsearch")}
+    if None in found.values():
+        pytest.fail("the hmmbuild/hmmsearch binaries (Debian package hmmer) are needed")
+    return found
+
+
+@pytest.fixture(scope="module")
+def kalign() -> str:
+    binary = shutil.which("kalign")
+    if binary is None:
+        pytest.fail("the kalign binary (Debian package kalign) is needed to realign templates")
+    return binary
+
+
+@pytest.fixture(scope="module")
+def seqres() -> ResidentSeqres:
+    return ResidentSeqres(SEQRES)
+
+
+@pytest.fixture(scope="module")
+def uniref90_msa():
+    """The query's uniref90 MSA from foldflow's jackhmmer against the bundled uniref90_mini."""
+    uniref90 = DatabaseConfig(name="uniref90", path=BUNDLED_DB_DIR / "uniref90_mini.fasta", max_hits=10_000)
+    databases = ResidentDatabases(MsaConfig(databases=[uniref90]))
+    return lambda sequence: databases.search_one(QUERY_NAME, sequence, "uniref90").text
+
+
+def _name(name: str | bytes) -> str:
+    return name if isinstance(name, str) else name.decode()
+
+
+def reference_search(uniref90_sto: str, query: str, database: Path, binaries: dict[str, str],
+                     tmp_path: Path) -> tuple[str, list[parsers.TemplateHit], dict[str, float]]:
+    """The binaries' ``-A`` Stockholm and its hits (AlphaFold's wrapper), each domain's i-Evalue (``--domtblout``)."""
+    msa = parsers.remove_empty_columns_from_stockholm_msa(parsers.deduplicate_stockholm_msa(uniref90_sto))
+    searcher = af_hmmsearch.Hmmsearch(binary_path=binaries["hmmsearch"], hmmbuild_binary_path=binaries["hmmbuild"],
+                                      database_path=str(database))
+    sto = searcher.query(msa)
+    hmm = tmp_path / "query.hmm"
+    hmm.write_text(af_hmmbuild.Hmmbuild(binary_path=binaries["hmmbuild"]).build_profile_from_sto(
+        msa, model_construction="hand"))
+    table = tmp_path / "domains.tbl"
+    subprocess.run([binaries["hmmsearch"], "--noali", "--cpu", "8", *searcher.flags, "--domtblout", str(table),
+                    "-o", os.devnull, str(hmm), str(database)], check=True)
+    e_values = {}
+    for line in table.read_text().splitlines():
+        if not line.startswith("#"):
+            fields = line.split()
+            e_values[f"{fields[0]}/{fields[17]}-{fields[18]}"] = float(fields[12])
+    return sto, searcher.get_template_hits(sto, query), e_values
+
+
+def _without_author(sto: str) -> list[str]:
+    return [line for line in sto.splitlines() if not line.startswith("#=GF AU")]
+
+
+@pytest.mark.parametrize("case", ["2q2k_A", "5y2e_A", "designed"])
+def test_hmmsearch_matches_binaries(case, seqres, binaries, uniref90_msa, tmp_path):
+    """Same Stockholm (hence hits, aligned sequences), same TemplateHits, same E-values as HMMER 3.3.2."""
+    if case == "2q2k_A":  # AlphaFold's own uniref90 MSA
+        query, msa, database = QUERY_2Q2K, UNIREF90_2Q2K, seqres
+    elif case == "5y2e_A":  # MSA from foldflow's jackhmmer
+        query, msa, database = TEMPLATE_QUERY, uniref90_msa(TEMPLATE_QUERY), seqres
+    else:  # no hit at all: a designed sequence against a one-entry database
+        one_entry = tmp_path / "one_entry.fasta"
+        one_entry.write_text(f">{TEMPLATE_ENTRY}\n{TEMPLATE_QUERY}\n")
+        query, msa, database = DESIGNED, uniref90_msa(DESIGNED), ResidentSeqres(one_entry)
+
+    theirs, their_hits, their_e_values = reference_search(msa, query, database.path, binaries, tmp_path)
+    ours = database.search(msa)
+    assert _without_author(ours) == _without_author(theirs)
+    assert template_hits(ours, query) == their_hits
+    our_e_values = {f"{_name(hit.name)}/{domain.alignment.target_from}-{domain.alignment.target_to}": domain.i_evalue
+                    for hit in database.hits(msa).included for domain in hit.domains.included}
+    assert our_e_values.keys() == their_e_values.keys()
+    for key, e_value in their_e_values.items():  # domtblout prints two significant digits
+        assert our_e_values[key] == pytest.approx(e_value, rel=0.05), key
+    expected_hits = {"2q2k_A": 214, "5y2e_A": 143, "designed": 0}[case]
+    assert len(their_hits) == expected_hits
+    if case == "5y2e_A":
+        assert their_hits[0].name == "5y2e_A"
+
+
+def ca_coordinates(cif: Path, chain: str) -> dict[int, np.ndarray]:
+    """CA position of each observed residue of ``chain``, keyed by its 0-based seqres index (Biopython)."""
+    scheme = MMCIF2Dict(str(cif))
+    rows = zip(scheme["_pdbx_poly_seq_scheme.pdb_strand_id"], scheme["_pdbx_poly_seq_scheme.seq_id"],
+               scheme["_pdbx_poly_seq_scheme.pdb_seq_num"], scheme["_pdbx_poly_seq_scheme.pdb_ins_code"])
+    residues = {r.id[1:]: r for r in next(iter(MMCIFParser(QUIET=True).get_structure("t", str(cif))))[chain]}
+    coordinates = {}
+    for strand, seq_id, number, insertion in rows:
+        residue = residues.get((int(number), " " if insertion in ".?" else insertion))
+        if strand == chain and residue is not None and "CA" in residue:
+            coordinates[int(seq_id) - 1] = residue["CA"].coord
+    return coordinates
+
+
+def assert_template_is_5y2e(features: dict) -> None:
+    """The first template is 5y2e chain A placed on the query: CA atoms where Biopython finds them."""
+    assert features["template_domain_names"][0] == b"5y2e_A"
+    assert features["template_sequence"][0] == TEMPLATE_QUERY.encode()
+    ca = residue_constants.atom_order["CA"]
+    expected = ca_coordinates(MMCIF_DIR / "5y2e.cif", "A")
+    assert len(expected) > 40
+    masked = np.flatnonzero(features["template_all_atom_masks"][0, :, ca])
+    assert masked.tolist() == sorted(expected)
+    positions = features["template_all_atom_positions"][0, :, ca]
+    np.testing.assert_allclose(positions[masked], np.stack([expected[i] for i in masked]), atol=1e-3)
+    aatype = features["template_aatype"][0].argmax(-1)
+    assert "".join(residue_constants.ID_TO_HHBLITS_AA[i] for i in aatype) == TEMPLATE_QUERY
+
+
+def assert_model_accepts(sequence: str, features: dict) -> dict:
+    """build_features and AlphaFold's input pipeline (model_1_ptm uses templates) take them; the
+    processed features of the one ensemble member are returned."""
+    from foldflow.models.alphafold2 import model_config, process_features
+
+    raw = build_features(sequence, "q", [], templates=features)
+    cfg = model_config("model_1_ptm", small_model_config())
+    processed = process_features(cfg, raw, seed=0, pad_to=80)
+    # One ensemble member, the model's 4 templates, residues padded to 80.
+    assert processed["template_all_atom_positions"].shape == (1, 4, 80, residue_constants.atom_type_num, 3)
+    return {name: value[0] for name, value in processed.items()}
+
+
+def test_template_found_and_max_template_date(seqres, uniref90_msa):
+    sto = seqres.search(uniref90_msa(TEMPLATE_QUERY))
+    features, found = template_features(TEMPLATE_QUERY, sto, MMCIF_DIR, LATE)
+    assert found == 1  # the other hits have no mmCIF file here
+    assert_template_is_5y2e(features)
+    processed = assert_model_accepts(TEMPLATE_QUERY, features)
+    assert processed["template_mask"].tolist() == [1, 0, 0, 0]
+
+    day_before = TemplateSettings(max_template_date="2018-03-13")
+    assert template_features(TEMPLATE_QUERY, sto, MMCIF_DIR, day_before)[1] == 0
+    assert template_features(TEMPLATE_QUERY, sto, MMCIF_DIR, TemplateSettings(max_template_date=RELEASED))[1] == 1
+
+
+def test_template_realigned_with_kalign(kalign, uniref90_msa, tmp_path, caplog):
+    """A seqres entry that differs from its mmCIF chain is realigned with kalign, as AlphaFold does."""
+    caplog.set_level(logging.INFO, logger="foldflow.templates")
+    mutated = TEMPLATE_QUERY[:10] + "A" + TEMPLATE_QUERY[11:]
+    assert mutated != TEMPLATE_QUERY
+    database = tmp_path / "seqres.fasta"
+    database.write_text(f">{TEMPLATE_ENTRY}\n{mutated}\n")
+    sto = ResidentSeqres(database).search(uniref90_msa(TEMPLATE_QUERY))
+    features, found = template_features(TEMPLATE_QUERY, sto, MMCIF_DIR, TemplateSettings(LATE.max_template_date,
+                                                                                          kalign=kalign))
+    assert found == 1
+    assert "Realigning the template to the actual sequence" in caplog.text
+    assert_template_is_5y2e(features)
+
+    # Under 90 % identical to the mmCIF chain: AlphaFold rejects the hit (its error message would
+    # raise TypeError for an hmmsearch hit, whose sum_probs is None).
+    distant = "".join("A" if i % 5 == 0 else aa for i, aa in enumerate(TEMPLATE_QUERY))
+    database.write_text(f">{TEMPLATE_ENTRY}\n{distant}\n")
+    sto = ResidentSeqres(database).search(uniref90_msa(TEMPLATE_QUERY))
+    assert [hit.name for hit in template_hits(sto, TEMPLATE_QUERY)] == ["5y2e_A"]
+    features, found = template_features(TEMPLATE_QUERY, sto, MMCIF_DIR, TemplateSettings(LATE.max_template_date,
+                                                                                          kalign=kalign))
+    assert found == 0
+    assert "Insufficient similarity" in caplog.text
+
+
+def test_deepmind_prefilter(uniref90_msa, seqres):
+    """DeepMind's AlphaFold 2.3 drops a template covering at most 10 % of the query; the fork keeps it."""
+    query = TEMPLATE_QUERY + "GS" * 212
+    assert len(TEMPLATE_QUERY) / len(query) <= 0.1
+    sto = seqres.search(uniref90_msa(query))
+    assert template_hits(sto, query)[0].name == "5y2e_A"
+    assert template_features(query, sto, MMCIF_DIR, LATE)[1] == 0
+    fork = TemplateSettings(LATE.max_template_date, deepmind_prefilter=False)
+    assert template_features(query, sto, MMCIF_DIR, fork)[1] == 1
+
+
+def _alphafold_empty_templates(sequence: str) -> dict:
+    featurizer = af_templates.HmmsearchHitFeaturizer(
+        mmcif_dir=str(MMCIF_DIR), max_template_date=LATE.max_template_date, max_hits=20, kalign_binary_path="kalign",
+        release_dates_path=None, obsolete_pdbs_path=None)
+    return featurizer.get_templates(query_sequence=sequence, hits=[]).features
+
+
+@pytest.mark.parametrize("case", ["hits without structures", "no hit"])
+def test_no_template(case, seqres, uniref90_msa, tmp_path):
+    if case == "no hit":
+        one_entry = tmp_path / "one_entry.fasta"
+        one_entry.write_text(f">{TEMPLATE_ENTRY}\n{TEMPLATE_QUERY}\n")
+        query, sto = DESIGNED, ResidentSeqres(one_entry).search(uniref90_msa(DESIGNED))
+        assert sto == ""
+    else:
+        query, sto = QUERY_2Q2K, seqres.search(UNIREF90_2Q2K)
+        assert len(template_hits(sto, query)) == 214
+    features, found = template_features(query, sto, MMCIF_DIR, LATE)
+    assert found == 0
+    expected = _alphafold_empty_templates(query)
+    assert features.keys() == expected.keys()
+    for name, value in expected.items():
+        assert features[name].dtype == value.dtype and features[name].shape == value.shape, name
+        np.testing.assert_array_equal(features[name], value)
+    assert features["template_all_atom_positions"].shape == (1, len(query), residue_constants.atom_type_num, 3)
+    processed = assert_model_accepts(query, features)
+    assert not processed["template_all_atom_masks"].any()
