@@ -50,3 +50,14 @@ def test_random_parameters_are_deterministic_and_not_degenerate(features):
     ca = prediction.atom_positions[:, 1]
     assert np.ptp(ca, axis=0).min() > 1.0, "zero_init=False: atoms do not collapse to the origin"
     assert np.ptp(prediction.plddt) > 0.1, "pLDDT is not the flat 50 of zero-initialised heads"
+
+
+@pytest.mark.slow
+def test_random_parameters_are_created_once_per_architecture(tmp_path):
+    """model_3_ptm and model_4_ptm have one architecture: the second reads the first's parameters."""
+    settings = small_model_config(cache_dir=tmp_path)
+    _, first, _, created_first = load_model_params("model_3_ptm", settings)
+    _, second, _, created_second = load_model_params("model_4_ptm", settings)
+    assert created_first and not created_second
+    assert first.name == "params_model_3_ptm.npz" and second.name == "params_model_4_ptm.npz"
+    assert first.stat().st_ino == second.stat().st_ino, "one file, two names"

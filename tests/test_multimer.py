@@ -8,12 +8,6 @@ of 2 x 24.
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 from alphafold.common import protein, residue_constants
@@ -23,7 +17,7 @@ from alphafold.model import config as af_config
 from foldflow.complex_features import build_complex_features
 from foldflow.config import ModelConfig
 from foldflow.models import UnknownModelError, load_model, model_class
-from foldflow.models.alphafold2 import AlphaFold2, enable_compilation_cache, load_model_params, model_config
+from foldflow.models.alphafold2 import AlphaFold2, architecture_key, model_config
 from foldflow.models.alphafold2_multimer import AlphaFold2Multimer, msa_depth_bucket, pad_complex_features
 from conftest import small_model_config
 from test_complex_features import SEQUENCES, chain_input
@@ -197,36 +191,12 @@ def test_pdb_has_one_chain_per_chain_index(heterodimer):
 # parameters
 
 
-def initialise_five(cache_dir: str) -> None:
-    """Create the five models' random parameters under ``cache_dir`` with the persistent compilation
-    cache on, as model actors have it; print each init's seconds (JSON). Run in its own process: the
-    compilation cache is process-wide."""
-    enable_compilation_cache(ModelConfig().cache_dir / "jax")  # the test session's cache folder
-    settings = small_model_config(cache_dir=Path(cache_dir))
-    seconds = {}
-    for name in MULTIMER_MODELS:
-        _, _, seconds[name], created = load_model_params(name, settings)
-        assert created
-    print(json.dumps(seconds))
-
-
-@pytest.mark.slow
-def test_all_five_multimer_models_get_cached_random_parameters(tmp_path):
-    """Random init per model (the 2nd to 5th load the init program from the persistent compilation
-    cache instead of compiling it), cached as npz in AlphaFold's layout and read back from there."""
-    tests = str(Path(__file__).parent)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [tests, os.environ.get("PYTHONPATH")]))}
-    code = f"import test_multimer; test_multimer.initialise_five({str(tmp_path)!r})"
-    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr[-3000:]
-    seconds = json.loads(done.stdout.splitlines()[-1])
-    print("random init seconds:", {name: round(value, 1) for name, value in seconds.items()})
-    settings = small_model_config(cache_dir=tmp_path)
-    shapes = {}
-    for name in MULTIMER_MODELS:
-        params, path, _, created = load_model_params(name, settings)
-        assert not created and path.name == f"params_{name}.npz"
-        shapes[name] = {(scope, key): value.shape
-                        for scope, entries in params.items() for key, value in entries.items()}
-        path.unlink()  # 373 MB each
-    assert all(shape == shapes[MULTIMER_MODELS[0]] for shape in shapes.values())
+def test_models_of_one_architecture_share_random_parameters():
+    """Random parameters are created once per architecture (same seed, same tree: the same numbers)."""
+    keys = {name: architecture_key(name) for name in
+            [f"model_{i}_ptm" for i in range(1, 6)] + ["model_1"] + MULTIMER_MODELS}
+    assert keys["model_1_ptm"] == keys["model_2_ptm"] != keys["model_3_ptm"]
+    assert keys["model_3_ptm"] == keys["model_4_ptm"] == keys["model_5_ptm"]
+    assert keys["model_1"] != keys["model_1_ptm"], "the pTM head is part of the tree"
+    assert len({keys[name] for name in MULTIMER_MODELS}) == 1
+    assert keys[MULTIMER_MODELS[0]] not in {keys["model_1_ptm"], keys["model_3_ptm"]}

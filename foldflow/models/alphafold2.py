@@ -9,6 +9,7 @@ settings, parameters and prediction code here.
 from __future__ import annotations
 
 import functools
+import hashlib
 import time
 from importlib import metadata
 from pathlib import Path
@@ -83,16 +84,34 @@ def _initialise_random(model_name: str, settings: ModelConfig) -> hk.Params:
     return jax.device_get(runner.params)
 
 
+def architecture_key(model_name: str) -> str:
+    """What a model's parameter tree depends on: its AlphaFold config with foldflow's run-time settings
+    (recycles, MSA depths, precision) held fixed. model_1/2(_ptm) share one, model_3/4/5(_ptm) another,
+    the five multimer models a third."""
+    fixed = ModelConfig(num_recycle=0, max_msa_clusters=1, max_extra_msa=1, bfloat16=True)
+    text = model_config(model_name, fixed).model.to_json(sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
 def load_model_params(model_name: str, settings: ModelConfig) -> tuple[hk.Params, Path, float, bool]:
-    """(params, npz path, seconds, created) from ``params_dir`` or the random-params cache."""
+    """(params, npz path, seconds, created) from ``params_dir`` or the random-params cache.
+
+    Random parameters are created once per architecture and seed (the same seed gives the same
+    parameters to every model of one architecture) and linked to each model's file name.
+    """
     if settings.params_dir is not None:
         path = af_params.params_path(settings.params_dir, model_name)
         start = time.perf_counter()
         return af_params.load_params(path), path, time.perf_counter() - start, False
     directory = af_params.random_params_dir(settings.cache_dir, settings.params_seed)
     path = directory / af_params.PARAMS_FILE.format(model_name=model_name)
+    if path.is_file():
+        start = time.perf_counter()
+        return af_params.load_params(path), path, time.perf_counter() - start, False
+    shared = directory / f"architecture-{architecture_key(model_name)}.npz"
     params, seconds, created = af_params.cached_or_initialised(
-        path, lambda: _initialise_random(model_name, settings))
+        shared, lambda: _initialise_random(model_name, settings))
+    af_params.link(shared, path)
     return params, path, seconds, created
 
 

@@ -10,6 +10,7 @@ process or actor does not initialise them again.
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -61,6 +62,18 @@ def save_params(params: hk.Params, path: Path) -> None:
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def link(source: Path, path: Path) -> None:
+    """``path`` names the same file as ``source`` (a hard link; a copy across file systems)."""
+    try:
+        os.link(source, path)
+    except FileExistsError:
+        pass
+    except OSError:
+        tmp = path.with_suffix(".npz.tmp")
+        shutil.copyfile(source, tmp)
+        os.replace(tmp, path)
 
 
 def random_params_dir(cache_dir: Path, seed: int) -> Path:
