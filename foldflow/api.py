@@ -54,6 +54,7 @@ def check_local_setup(config: RunConfig, models: list[str] | None = None) -> Non
     Runs on a cluster (``pipeline.address`` set) are not checked here: their paths
     need to exist on the worker nodes, not on the machine that starts the run.
     """
+    from foldflow.config import is_multimer_model
     from foldflow.models import UnknownModelError, model_class
     from foldflow.models.params import ParamsNotFoundError, params_path
     from foldflow.msa.registry import engines_for
@@ -71,8 +72,11 @@ def check_local_setup(config: RunConfig, models: list[str] | None = None) -> Non
                 params_path(config.model.params_dir, name)
             except ParamsNotFoundError as error:
                 raise SetupError(f"parameters: {error}") from None
+    complexes = any(is_multimer_model(name) for name in classes)
     for engine in engines:
         for database in engine.databases():
+            if database is config.msa.pairing_database and not complexes:
+                continue  # searched only for the chains of heteromers
             if not database.path.is_file():
                 raise SetupError(f"database '{database.name}': no file {database.path}")
     templates = config.msa.templates
@@ -117,8 +121,8 @@ class RunResult:
         return self.table.to_pandas()
 
 
-def describe_setup(config: RunConfig) -> str:
-    """The first line a run prints: which databases and parameters it uses."""
+def describe_setup(config: RunConfig, models: list[str] | None = None) -> str:
+    """The first line a run prints: which models (those the batch needs), parameters and databases it uses."""
     dbs = ", ".join(f"{db.name}={db.path.name}" for db in config.msa.databases)
     params = "RANDOM parameters (structures are NOT meaningful)" if config.model.uses_random_params \
         else f"parameters from {config.model.params_dir}"
@@ -127,7 +131,7 @@ def describe_setup(config: RunConfig) -> str:
     preset = config.model.effective_preset
     settings = ("AlphaFold 2.3's own recycles and MSA depths" if preset == "alphafold"
                 else "FEWER recycles and MSA rows than AlphaFold: not its accuracy")
-    return f"foldflow: {', '.join(config.model.model_names)} with {params}; preset {preset} ({settings}); {bundled}: {dbs}"
+    return f"foldflow: {', '.join(config.model.model_names if models is None else models)} with {params}; preset {preset} ({settings}); {bundled}: {dbs}"
 
 
 def effective_settings_comment(config: RunConfig) -> str:
@@ -158,10 +162,11 @@ def predict(fasta: str | Path, out: str | Path, config: RunConfig | str | Path |
     """
     config = config if isinstance(config, RunConfig) else load_config(config)
     config = apply_overrides(config, overrides)
-    announce = config.model.uses_random_params or config.model.effective_preset != "alphafold"
-    log.warning(describe_setup(config)) if announce else log.info(describe_setup(config))
     batch = without_models(load_targets(Path(fasta), max_length=config.max_length), config)
-    check_local_setup(config, config.model.models_needed({t.is_complex for t in batch.targets}))
+    models = config.model.models_needed({t.is_complex for t in batch.targets})
+    announce = config.model.uses_random_params or config.model.effective_preset != "alphafold"
+    log.warning(describe_setup(config, models)) if announce else log.info(describe_setup(config, models))
+    check_local_setup(config, models)
     if batch.invalid and not config.skip_invalid:
         raise InvalidInputError(batch.invalid)
     for bad in batch.invalid:

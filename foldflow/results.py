@@ -62,6 +62,7 @@ class RunObservations:
     """What the run observed while producing it: work done, compiles, placement, times."""
 
     msa_searches: int = column(pa.int32(), 0)  # MSA searches run for this target (0: from the store)
+    template_searches: int = column(pa.int32(), 0)  # template searches run (0: from the store or none)
     model_calls: int = column(pa.int32(), 0)  # model predictions run for this target (0: from the store)
     relaxations: int = column(pa.int32(), 0)  # Amber relaxations run for this target (0: from the store)
     cached: bool = column(pa.bool_(), False)  # every step came from the store

@@ -4,7 +4,7 @@ Layout under the store root::
 
     runs/<run_id>/run.json            manifest: input, output dir, config, targets (with sequences)
     runs/<run_id>/state.json          running | finished | cancelled | failed (with the error), driver pid, host
-    runs/<run_id>/targets/<id>.json   pending | msa | model | ok | failed | cancelled | invalid
+    runs/<run_id>/targets/<id>.json   pending | msa | model | relax | output | ok | failed | cancelled | invalid
     runs/<run_id>/cancel              present once a cancel was requested
 """
 

@@ -134,11 +134,13 @@ def prepare_target(target: Target, engines: Sequence[MsaEngine], templates: Temp
     """Alignments and templates of each distinct chain, and the features of the target (monomer or
     complex), each from the store when it has them. A homomer's chain is searched once."""
     start = time.time()
-    distinct = {sequence: chain_id(i) for i, sequence in reversed(list(enumerate(target.chains)))}
+    distinct: dict[str, str] = {}  # sequence -> the chain id of its first occurrence
+    for index, sequence in enumerate(target.chains):
+        distinct.setdefault(sequence, chain_id(index))
     pairing = len(distinct) > 1  # AlphaFold-Multimer pairs MSAs by species only for heteromers
     found: dict[str, list[tuple[str, Alignment]]] = {}
     sources = set()
-    for sequence, chain in sorted(distinct.items(), key=lambda item: item[1]):
+    for sequence, chain in distinct.items():
         name = f"{target.id}/{chain}" if target.is_complex else target.id
         source, found[sequence] = _chain_alignments(Target(name, target.description, sequence, target.source),
                                                     engines, cache, pairing)
@@ -291,7 +293,8 @@ def write_outputs(target: Target, prepared: Placed, predicted: Sequence[Placed],
             msa_clusters=prediction.msa_clusters, extra_msa_rows=prediction.extra_msa_rows,
             msa_depths=ready.msa_depths, seeds={m.name: m.prediction.seed for m in models}),
         observed=RunObservations(
-            msa_searches=computed.get("msa", 0), model_calls=computed.get("prediction", 0),
+            msa_searches=computed.get("msa", 0), template_searches=computed.get("templates", 0),
+            model_calls=computed.get("prediction", 0),
             relaxations=computed.get("relax", 0), cached=not computed,
             attempts=attempts, xla_compiles=compiles.compiles, xla_cache_hits=compiles.cache_hits,
             xla_compile_seconds=compiles.seconds, params_load_seconds=load_seconds,

@@ -109,7 +109,7 @@ def test_monomer_ranking_and_relaxation_follow_run_alphafold(run):
 
 def test_monomer_uses_its_template(run):
     tmp_path, table = run
-    assert table.loc["mono5y2e", "templates"] == 1
+    assert table.loc["mono5y2e", "templates"] == 1 and table.loc["mono5y2e", "template_searches"] == 1
     hits = (tmp_path / "out" / "mono5y2e" / "msas" / "pdb_hits.sto").read_text()
     assert "5y2e_A" in hits
     assert (tmp_path / "out" / "mono5y2e" / "msas" / "uniref90_hits.sto").is_file()
@@ -155,7 +155,7 @@ def test_a_second_run_computes_nothing(run):
     assert second.returncode == 0, second.stderr[-3000:]
     table = pq.read_table(tmp_path / "out" / "summary.parquet").to_pandas()
     assert table["cached"].all()
-    assert (table[["msa_searches", "model_calls", "relaxations"]] == 0).all().all()
+    assert (table[["msa_searches", "template_searches", "model_calls", "relaxations"]] == 0).all().all()
     store = Store(tmp_path / "store")
     assert all(c["started"] == 1 for kind in ("prediction", "relax", "templates")
                for c in store.computations(kind).values())

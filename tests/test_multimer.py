@@ -24,7 +24,6 @@ from test_complex_features import SEQUENCES, chain_input
 
 MULTIMER_MODELS = [f"model_{i}_multimer_v3" for i in range(1, 6)]
 HETERODIMER = ("abc_walker_a", "abc_signature")
-HOMODIMER = ("abc_signature", "abc_signature")
 # Padded and unpadded float32 predictions agree to these (measured: see the test's docstring).
 PADDING_ATOL = {"positions": 1e-3, "plddt": 0.05, "pae": 0.05, "ptm": 2e-3}
 
@@ -119,12 +118,6 @@ def heterodimer():
             "1024 rows": model.predict(pipeline_multimer.pad_msa(features, 600), 0, 64)}
 
 
-@pytest.fixture(scope="module")
-def homodimer():
-    """The default precision (bfloat16)."""
-    return load_model("model_1_multimer_v3", small_model_config()).predict(complex_features(HOMODIMER), 0, 64)
-
-
 def assert_complex_prediction(prediction, names) -> None:
     sizes = lengths(names)
     num_res = sum(sizes)
@@ -144,11 +137,6 @@ def assert_complex_prediction(prediction, names) -> None:
 @pytest.mark.slow
 def test_heterodimer_prediction(heterodimer):
     assert_complex_prediction(heterodimer["padded"], HETERODIMER)
-
-
-@pytest.mark.slow
-def test_homodimer_prediction(homodimer):
-    assert_complex_prediction(homodimer, HOMODIMER)
 
 
 @pytest.mark.slow
