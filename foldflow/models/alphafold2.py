@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import time
+from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
 from typing import ClassVar
@@ -65,22 +66,22 @@ def _config_value(cfg: ml_collections.ConfigDict, path: str):
     return functools.reduce(getattr, path.split("."), cfg)
 
 
-def _init_features(cfg: ml_collections.ConfigDict) -> dict[str, np.ndarray]:
+InitFeatures = Callable[[ml_collections.ConfigDict], dict[str, np.ndarray]]
+
+
+def monomer_init_features(cfg: ml_collections.ConfigDict) -> dict[str, np.ndarray]:
     """Model inputs for the one-off random initialisation (any length gives the same parameters)."""
-    if is_multimer(cfg):
-        from foldflow.models.alphafold2_multimer import init_features
-        return init_features()
     from foldflow.features import build_features
 
     return af_features.np_example_to_features(build_features(_INIT_SEQUENCE, "init", []), cfg, random_seed=0)
 
 
-def _initialise_random(model_name: str, settings: ModelConfig) -> hk.Params:
+def _initialise_random(model_name: str, settings: ModelConfig, init_features: InitFeatures) -> hk.Params:
     """Random parameters with non-zero final layers (``zero_init=False``), so outputs vary."""
     cfg = model_config(model_name, settings)
     cfg.model.global_config.zero_init = False
     runner = af_model.RunModel(cfg)
-    runner.init_params(_init_features(cfg), random_seed=settings.params_seed)
+    runner.init_params(init_features(cfg), random_seed=settings.params_seed)
     return jax.device_get(runner.params)
 
 
@@ -93,8 +94,10 @@ def architecture_key(model_name: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def load_model_params(model_name: str, settings: ModelConfig) -> tuple[hk.Params, Path, float, bool]:
-    """(params, npz path, seconds, created) from ``params_dir`` or the random-params cache.
+def load_model_params(model_name: str, settings: ModelConfig, init_features: InitFeatures = monomer_init_features
+                      ) -> tuple[hk.Params, Path, float, bool]:
+    """(params, npz path, seconds, created) from ``params_dir`` or the random-params cache
+    (``init_features``: the model inputs a random initialisation traces).
 
     Random parameters are created once per architecture and seed (the same seed gives the same
     parameters to every model of one architecture) and linked to each model's file name.
@@ -110,7 +113,7 @@ def load_model_params(model_name: str, settings: ModelConfig) -> tuple[hk.Params
         return af_params.load_params(path), path, time.perf_counter() - start, False
     shared = directory / f"architecture-{architecture_key(model_name)}.npz"
     params, seconds, created = af_params.cached_or_initialised(
-        shared, lambda: _initialise_random(model_name, settings))
+        shared, lambda: _initialise_random(model_name, settings, init_features))
     af_params.link(shared, path)
     return params, path, seconds, created
 
@@ -153,9 +156,14 @@ class AlphaFold2(Model):
         if is_multimer(self.config) != self.multimer:
             raise ValueError(f"model '{model_name}' is {'a' if is_multimer(self.config) else 'not a'} multimer "
                              f"model; {type(self).__name__} takes {'complexes' if self.multimer else 'monomers'}")
-        params, self.params_path, self.load_seconds, self.initialised = load_model_params(model_name, settings)
+        params, self.params_path, self.load_seconds, self.initialised = load_model_params(
+            model_name, settings, self.init_features)
         self._runner = af_model.RunModel(self.config, params)
         self.settings = settings
+
+    @staticmethod
+    def init_features(cfg: ml_collections.ConfigDict) -> dict[str, np.ndarray]:
+        return monomer_init_features(cfg)
 
     @classmethod
     def effective_settings(cls, name: str, settings: ModelConfig) -> dict[str, int]:

@@ -55,8 +55,8 @@ def pad_complex_features(features: dict[str, np.ndarray], pad_to: int) -> dict[s
     return pipeline_multimer.pad_msa(padded, msa_depth_bucket(len(padded["msa"])))
 
 
-def init_features() -> dict[str, np.ndarray]:
-    """Inputs for random initialisation: a two-chain complex, with the zero "previous cycle" arrays that
+def init_features(cfg: object = None) -> dict[str, np.ndarray]:
+    """Inputs for random initialisation (the same for every multimer config): a two-chain complex, with the zero "previous cycle" arrays that
     the model's init needs (without them modules_multimer raises NameError: num_residues)."""
     features = build_complex_features([ChainInput(sequence, f"init_{i}") for i, sequence in enumerate(_INIT_CHAINS)])
     num_res = len(features["aatype"])
@@ -70,6 +70,7 @@ class AlphaFold2Multimer(AlphaFold2):
     """A resident AlphaFold-Multimer model: complex features in, a :class:`Prediction` with chains out."""
 
     multimer = True
+    init_features = staticmethod(init_features)
 
     def model_inputs(self, features: dict[str, np.ndarray], seed: int, pad_to: int) -> dict[str, np.ndarray]:
         return pad_complex_features(features, pad_to)
