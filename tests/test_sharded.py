@@ -80,7 +80,7 @@ def test_pipeline_with_shard_actors_writes_the_same_msas(tmp_path):
         assert run.ok, run.failed
         msas[shards] = {str(p.relative_to(run.out_dir)): p.read_text() for p in run.out_dir.glob("*/msas/*")}
         status = foldflow.run_status(f"shards-{shards}", config.store)
-    assert len(msas[1]) == 12 and msas[3] == msas[1]
+    assert len(msas[1]) == 4 * 4 and msas[3] == msas[1]  # 4 targets: 3 MSAs and the template hits each
     shard_workers = foldflow.api.RunBook(foldflow.api.Store(config.store)).state("shards-3")["shard_workers"]
     assert len(shard_workers) == 9
     for database in bundled_databases():

@@ -70,14 +70,15 @@ class ShardWorker:
         return pickle.dumps(search_shard(self.shard, pickle.loads(hmm), self.config))
 
 
-def start_shard_workers(config: MsaConfig, placement: dict) -> dict[str, list]:
-    """Shard actors per database for the sharded engine (none for other engines), placed like MSA actors."""
+def start_shard_workers(config: MsaConfig, placement: dict, pairing: bool) -> dict[str, list]:
+    """Shard actors per database for the sharded engine (none for other engines), placed like MSA actors;
+    the UniProt pairing database's only when the batch has complexes (``pairing``)."""
     if config.engine != "pyhmmer_sharded":
         return {}
     options = {**placement, "num_cpus": config.shard_actor_cpus, **ACTOR_OPTIONS}
     return {db.name: [ShardWorker.options(**options).remote(db, i, config.shards, config)
                       for i in range(config.shards)]
-            for db in config.searched_databases(pairing=True)}
+            for db in config.searched_databases(pairing)}
 
 
 class _ShardFanOut:

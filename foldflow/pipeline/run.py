@@ -8,7 +8,7 @@ import ray
 from tqdm import tqdm
 
 from foldflow.compute import Resources
-from foldflow.config import RunConfig
+from foldflow.config import RunConfig, is_multimer_model
 from foldflow.models import model_class
 from foldflow.msa.registry import make_engine
 from foldflow.pipeline.actors import (ACTOR_OPTIONS, ModelActor, MsaActor, RayBackend, RelaxActor,
@@ -65,7 +65,7 @@ class RayPools:
             check_placeable("model", model, nodes)
             if config.relax.models_to_relax != "none":
                 check_placeable("relax", relax, nodes)
-        self.shard_workers = start_shard_workers(config.msa, msa)
+        self.shard_workers = start_shard_workers(config.msa, msa, any(map(is_multimer_model, models)))
 
         def start_msa():
             actor = MsaActor.options(**msa, **ACTOR_OPTIONS).remote(config.msa, config.store, self.shard_workers)
