@@ -1,6 +1,7 @@
 """Shared fixtures. Random parameters and XLA programs are cached under .cache/ in the checkout."""
 
 import os
+import shutil
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -12,6 +13,14 @@ from foldflow.config import ModelConfig, RunConfig  # noqa: E402
 
 DATA = Path(__file__).parent / "data"
 DEMO_FASTA = ROOT / "examples" / "demo.fasta"
+
+
+def debian_binary(name: str, package: str) -> str:
+    """The path of a reference binary; the test fails (not skips) without it: `make test` installs it."""
+    binary = shutil.which(name)
+    if binary is None:
+        pytest.fail(f"the {name} binary (Debian package {package}) is needed: `make test` installs it")
+    return binary
 
 
 def small_model_config(**overrides) -> ModelConfig:

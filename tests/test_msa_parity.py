@@ -31,7 +31,7 @@ from foldflow.features import build_features
 from foldflow.msa import Alignment
 from foldflow.msa.jackhmmer import ResidentDatabases
 from foldflow.msa.precomputed import load_precomputed
-from conftest import DATA
+from conftest import DATA, debian_binary
 from reference import deepmind_pipeline
 from test_msa import ABC_QUERY, SHORT_SEQUENCE
 
@@ -73,10 +73,7 @@ MSA_FEATURES = ("msa", "deletion_matrix_int", "num_alignments", "msa_species_ide
 
 @pytest.fixture(scope="module")
 def jackhmmer_binary() -> str:
-    binary = shutil.which("jackhmmer")
-    if binary is None:
-        pytest.fail("the jackhmmer binary (Debian package hmmer) is needed: `make test` installs it")
-    return binary
+    return debian_binary("jackhmmer", "hmmer")
 
 
 def alphafold_jackhmmer(binary: str, tmp_path: Path, name: str, sequence: str, database: Path,

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -32,7 +31,7 @@ from foldflow.features import build_features
 from foldflow.msa.alignment import QUERY_NAME
 from foldflow.msa.jackhmmer import ResidentDatabases
 from foldflow.templates import ResidentSeqres, TemplateSettings, template_features, template_hits
-from conftest import DATA, small_model_config
+from conftest import DATA, debian_binary, small_model_config
 
 TEMPLATE_DATA = DATA / "templates"
 SEQRES = TEMPLATE_DATA / "pdb_seqres_mini.fasta"
@@ -52,18 +51,12 @@ LATE = TemplateSettings(max_template_date="2022-09-28")  # the seqres snapshot's
 
 @pytest.fixture(scope="module")
 def binaries() -> dict[str, str]:
-    found = {name: shutil.which(name) for name in ("hmmbuild", "hmmsearch")}
-    if None in found.values():
-        pytest.fail("the hmmbuild/hmmsearch binaries (Debian package hmmer) are needed")
-    return found
+    return {name: debian_binary(name, "hmmer") for name in ("hmmbuild", "hmmsearch")}
 
 
 @pytest.fixture(scope="module")
 def kalign() -> str:
-    binary = shutil.which("kalign")
-    if binary is None:
-        pytest.fail("the kalign binary (Debian package kalign) is needed to realign templates")
-    return binary
+    return debian_binary("kalign", "kalign")
 
 
 @pytest.fixture(scope="module")
