@@ -74,11 +74,12 @@ def check_local_setup(config: RunConfig, models: list[str] | None = None) -> Non
                 raise SetupError(f"parameters: {error}") from None
     complexes = any(is_multimer_model(name) for name in classes)
     for engine in engines:
-        for database in engine.databases():
-            if database is config.msa.pairing_database and not complexes:
-                continue  # searched only for the chains of heteromers
-            if not database.path.is_file():
-                raise SetupError(f"database '{database.name}': no file {database.path}")
+        databases = [db for db in engine.databases() if complexes or db is not config.msa.pairing_database]
+        if databases and (problem := engine.tool_problem()):  # (the pairing database: for heteromers only)
+            raise SetupError(problem)
+        for database in databases:
+            if problem := engine.missing(database):
+                raise SetupError(problem)
     templates = config.msa.templates
     if templates.enabled:
         if not templates.pdb_seqres.is_file():

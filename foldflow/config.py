@@ -31,20 +31,31 @@ class _Strict(BaseModel):
 
 
 class DatabaseConfig(_Strict):
-    """One sequence database searched with jackhmmer.
+    """One sequence database and the engine that searches it.
 
     ``name`` decides where its MSA goes in the features, as in AlphaFold:
-    ``uniref90`` first, then ``bfd``/``small_bfd``/``uniref30``, then ``mgnify``.
+    ``uniref90`` first, then ``bfd``/``small_bfd``/``uniref30``/``colabfold_envdb``, then ``mgnify``.
+    ``path`` is what the engine reads: a FASTA file (pyhmmer), an HH-suite database prefix
+    (``<path>_a3m.ffdata`` ..., hhblits) or an MMseqs2 database (``foldflow databases build``).
     """
 
-    name: Literal["uniref90", "mgnify", "small_bfd", "bfd", "uniprot"]
+    name: Literal["uniref90", "mgnify", "small_bfd", "bfd", "uniref30", "colabfold_envdb", "uniprot"]
     path: Path
     max_hits: int | None = Field(default=None, ge=1)
+    # None: msa.engine. E.g. AlphaFold's full set: uniref90 and mgnify pyhmmer, bfd hhblits.
+    engine: str | None = None
+    # hhblits only: more databases searched in the same call (AlphaFold searches BFD with UniRef30 this way).
+    extra_paths: list[Path] = Field(default_factory=list)
 
     @field_validator("path")
     @classmethod
     def _expand(cls, path: Path) -> Path:
         return path.expanduser()
+
+    @field_validator("extra_paths")
+    @classmethod
+    def _expand_all(cls, paths: list[Path]) -> list[Path]:
+        return [path.expanduser() for path in paths]
 
 
 def bundled_databases() -> list[DatabaseConfig]:
@@ -80,8 +91,9 @@ class TemplateConfig(_Strict):
 class MsaConfig(_Strict):
     """MSA search: jackhmmer (pyhmmer) with AlphaFold 2.3's thresholds, or precomputed files."""
 
-    # The search engine (foldflow.msa.engine): "pyhmmer" (databases resident in each MSA actor) or
-    # "pyhmmer_sharded" (each database held as `shards` shard actors).
+    # The search engine of databases that name none (foldflow.msa.registry): "pyhmmer" (databases resident in
+    # each MSA actor), "pyhmmer_sharded" (each database held as `shards` shard actors), "hhblits" (HH-suite,
+    # AlphaFold 2.3's flags) or "mmseqs2" (ColabFold's search, many queries per call).
     engine: str = "pyhmmer"
 
     databases: list[DatabaseConfig] = Field(default_factory=bundled_databases)
@@ -96,6 +108,13 @@ class MsaConfig(_Strict):
     # (a database too big for one node); hits and MSAs are those of one search over the whole database.
     shards: int = Field(default=1, ge=1)
     shard_actor_cpus: float = Field(default=0.0, ge=0)
+    # Binaries: a name on PATH or a full path (Debian packages hhsuite and mmseqs2).
+    hhblits_binary: str = "hhblits"
+    mmseqs_binary: str = "mmseqs"
+    # mmseqs2: queries per search call (chains of the run searched together) and colabfold_search's
+    # sensitivity (-s 8).
+    mmseqs_batch_size: int = Field(default=50, ge=1)
+    mmseqs_sensitivity: float = Field(default=8.0, gt=0)
     precomputed_dir: Path | None = None
     require_precomputed: bool = False
     deduplicate: bool = True
@@ -112,9 +131,17 @@ class MsaConfig(_Strict):
         extra = [self.pairing_database] if pairing and self.pairing_database is not None else []
         return [*self.databases, *extra]
 
+    def engine_of(self, database: DatabaseConfig) -> str:
+        """The engine that searches ``database`` (its own, else msa.engine)."""
+        return database.engine or self.engine
+
+    def search_engines(self) -> list[str]:
+        """Every engine some database needs, in the order databases are configured."""
+        return list(dict.fromkeys(self.engine_of(db) for db in self.searched_databases(pairing=True)))
+
     @model_validator(mode="after")
     def _shards_need_the_sharded_engine(self) -> MsaConfig:
-        if self.shards > 1 and self.engine != "pyhmmer_sharded":
+        if self.shards > 1 and "pyhmmer_sharded" not in self.search_engines():
             raise ValueError(f"msa.shards: {self.shards} needs msa.engine: pyhmmer_sharded (engine is '{self.engine}')")
         return self
 

@@ -14,14 +14,14 @@ from foldflow.config import RunConfig
 from foldflow.results import TargetResult
 from foldflow.runs import RunBook, RunManifest
 from foldflow.stage_workers import ModelStage, MsaStage, OutputStage, RelaxStage, StepJob
-from foldflow.stages import Placed, failed_result
+from foldflow.stages import Placed, failed_result, run_chains
 from foldflow.targets import Target
 
 
 def run_in_process(targets: Sequence[Target], config: RunConfig, out_dir: Path,
                    on_result: Callable[[TargetResult], None] = lambda result: None) -> list[TargetResult]:
     """Predict ``targets`` in this process; a target that fails is recorded, the others go on."""
-    msa = MsaStage(config.msa, config.store)
+    msa = MsaStage(config.msa, config.store, upcoming=run_chains(targets))
     model = ModelStage(config.model, config.store, config.model.models_needed({t.is_complex for t in targets}))
     relax = RelaxStage(config.relax, config.store) if config.relax.models_to_relax != "none" else None
     writer = OutputStage(config, out_dir)

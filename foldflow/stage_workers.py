@@ -9,6 +9,7 @@ inputs, passed by reference on Ray) and returns ``(Placed record, payload)``.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -52,11 +53,16 @@ class MsaStage(_Worker):
     """MSA engines and the template search (databases resident) and the store: alignments, templates
     and features."""
 
-    def __init__(self, config: MsaConfig, store_uri: str, shard_fan_out=None):
+    def __init__(self, config: MsaConfig, store_uri: str, shard_fan_out=None,
+                 upcoming: Sequence[tuple[str, bool]] = ()):
+        """``upcoming``: the run's chains (:func:`foldflow.stages.run_chains`), for engines that search
+        many queries per call."""
         self.config = config
-        self.engines = engines_for(config, **({"fan_out": shard_fan_out} if shard_fan_out else {}))
-        self.templates = TemplateSearch(config.templates) if config.templates.enabled else None
         self.cache = StepCache(Store(store_uri))
+        resident = {"upcoming": upcoming, "stored": self.cache.has_alignment,
+                    **({"fan_out": shard_fan_out} if shard_fan_out else {})}
+        self.engines = engines_for(config, **resident)
+        self.templates = TemplateSearch(config.templates) if config.templates.enabled else None
 
     def warm(self) -> None:
         for engine in self.engines:
@@ -67,6 +73,7 @@ class MsaStage(_Worker):
     def info(self) -> dict:
         facts = [engine.info() for engine in self.engines]
         return {**process_info(), "node_id": self.placement().node,
+                **{name: sum(f.get(name, 0) for f in facts) for name in set().union(*facts)},
                 "load_seconds": sum(f.get("load_seconds", 0.0) for f in facts),
                 "residues": sum(f.get("residues", 0) for f in facts)}
 

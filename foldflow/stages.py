@@ -100,14 +100,28 @@ MODEL_TEMPLATES = 4
 
 def _chain_alignments(chain: Target, engines: Sequence[MsaEngine], cache: StepCache,
                       pairing: bool) -> tuple[str, list[tuple[str, Alignment]]]:
-    """(engine name, [(key, alignment)]) for one chain, from the first engine that has it."""
-    found = next(((engine, steps) for engine in engines if (steps := engine.plan(chain, pairing))), None)
-    if found is None:
+    """(engine names, [(key, alignment)]) for one chain: the files given for it when an engine that reads
+    given files has them, else every search engine's databases (each search through the store)."""
+    for engine in (e for e in engines if not e.stores_results):
+        if steps := engine.plan(chain, pairing):
+            return engine.name, [(step.key, step.compute()) for step in steps]
+    planned = [(engine.name, step) for engine in engines if engine.stores_results
+               for step in engine.plan(chain, pairing)]
+    if not planned:
         raise FileNotFoundError(f"target '{chain.id}': no precomputed MSA")
-    engine, steps = found
-    if engine.stores_results:
-        return engine.name, [(step.key, cache.alignment(step.key, step.compute)) for step in steps]
-    return engine.name, [(step.key, step.compute()) for step in steps]
+    names = "+".join(dict.fromkeys(name for name, _ in planned))
+    return names, [(step.key, cache.alignment(step.key, step.compute)) for _, step in planned]
+
+
+def run_chains(targets: Sequence[Target]) -> list[tuple[str, bool]]:
+    """Each distinct chain of a batch in order, with whether it is searched for pairing (a heteromer's
+    chain): what an engine that batches queries searches ahead of time."""
+    chains: dict[str, bool] = {}
+    for target in targets:
+        pairing = len(set(target.chains)) > 1
+        for sequence in target.chains:
+            chains[sequence] = chains.get(sequence, False) or pairing
+    return list(chains.items())
 
 
 def _chain_templates(sequence: str, alignments: list[tuple[str, Alignment]], search: TemplateSearch,

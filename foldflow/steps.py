@@ -18,11 +18,12 @@ import uuid
 from collections.abc import Callable
 from dataclasses import asdict
 from importlib import metadata
+from pathlib import Path
 from typing import TypeVar
 
 import numpy as np
 
-from foldflow.config import PRESET_SETTINGS, DatabaseConfig, ModelConfig, MsaConfig, TemplateConfig
+from foldflow.config import PRESET_SETTINGS, DatabaseConfig, ModelConfig, TemplateConfig
 from foldflow.models.base import Prediction
 from foldflow.msa.alignment import Alignment
 from foldflow.store import Store, content_key
@@ -32,15 +33,22 @@ T = TypeVar("T")
 VERSIONS = {name: metadata.version(name) for name in ("foldflow", "alphafold-colabfold", "jax")}
 
 
+def _file_fingerprint(path: Path) -> str:
+    stat = path.stat()
+    return f"{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
+
+
 def database_fingerprint(db: DatabaseConfig) -> str:
-    stat = db.path.stat()
-    return f"{db.path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
+    """The database's files as they are now: a FASTA file, or every file of a database prefix
+    (HH-suite ``<prefix>_a3m.ffdata`` ..., MMseqs2 ``<prefix>.dbtype`` ...)."""
+    files = []
+    for prefix in (db.path, *db.extra_paths):
+        files += [prefix] if prefix.is_file() else sorted(prefix.parent.glob(f"{prefix.name}[._]*"))
+    return ";".join(_file_fingerprint(path) for path in files)
 
 
-def search_key(sequence: str, db: DatabaseConfig, msa: MsaConfig, engine: str, engine_version: str) -> str:
+def search_key(sequence: str, db: DatabaseConfig, settings: dict, engine: str, engine_version: str) -> str:
     """Key of one search: the sequence, never the target's name (stored alignments use a neutral name)."""
-    settings = msa.model_dump(include={"iterations", "e_value", "inclusion_e_value",
-                                       "filter_f1", "filter_f2", "filter_f3"})
     return content_key("msa", sequence=sequence, database=db.name, fingerprint=database_fingerprint(db),
                        max_hits=db.max_hits, settings=settings, engine=engine,
                        versions={engine: engine_version, "alphafold": VERSIONS["alphafold-colabfold"]})
@@ -150,6 +158,9 @@ class StepCache:
     def alignment(self, key: str, compute: Callable[[], Alignment]) -> Alignment:
         return self._cached("msa", key, compute, self.store.put_json, self.store.get_json,
                             alignment_to_record, alignment_from_record)
+
+    def has_alignment(self, key: str) -> bool:
+        return self.store.has_json("msa", key)
 
     def features(self, key: str, compute: Callable[[], dict]) -> dict[str, np.ndarray]:
         return self._cached("features", key, compute, self.store.put_arrays, self.store.get_arrays,

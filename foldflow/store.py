@@ -130,6 +130,10 @@ class Store:
         data = self.get_bytes(self.step_path(kind, key, "json"))
         return None if data is None else json.loads(data)
 
+    def has_json(self, kind: str, key: str) -> bool:
+        """Whether the entry is there (complete: its checksum is written last), without reading it."""
+        return self._exists(self._path(self.step_path(kind, key, "json")) + ".sha256")
+
     def put_arrays(self, kind: str, key: str, arrays: dict[str, np.ndarray]) -> None:
         self.put_bytes(self.step_path(kind, key, "npz"), _to_npz(arrays))
 

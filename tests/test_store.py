@@ -6,6 +6,7 @@ import pytest
 from foldflow.config import ModelConfig, MsaConfig
 from foldflow.models.base import Prediction
 from foldflow.msa import Alignment
+from foldflow.msa.jackhmmer import PyhmmerEngine
 from foldflow.steps import StepCache, prediction_key, search_key, features_key
 from foldflow.store import Store, content_key
 
@@ -88,13 +89,16 @@ def test_prediction_round_trip(tmp_path):
 def test_keys_change_exactly_with_what_affects_each_step():
     msa = MsaConfig()
     db = msa.databases[0]
-    base = search_key("MKV", db, msa, "pyhmmer", "0.12.3")
-    assert base == search_key("MKV", db, MsaConfig(), "pyhmmer", "0.12.3")
-    assert base != search_key("MKW", db, msa, "pyhmmer", "0.12.3")
-    assert base != search_key("MKV", db, MsaConfig(e_value=1e-3), "pyhmmer", "0.12.3")
-    assert base != search_key("MKV", db, msa, "pyhmmer", "0.13.0"), "a new engine version searches again"
-    assert base != search_key("MKV", db, msa, "hhblits", "0.12.3")
-    assert base == search_key("MKV", db, MsaConfig(cpus_per_search=4), "pyhmmer", "0.12.3")  # speed only
+    def key(sequence, msa, engine="pyhmmer", version="0.12.3"):
+        return search_key(sequence, db, PyhmmerEngine(msa).key_settings(), engine, version)
+
+    base = key("MKV", msa)
+    assert base == key("MKV", MsaConfig())
+    assert base != key("MKW", msa)
+    assert base != key("MKV", MsaConfig(e_value=1e-3))
+    assert base != key("MKV", msa, version="0.13.0"), "a new engine version searches again"
+    assert base != key("MKV", msa, engine="hhblits")
+    assert base == key("MKV", MsaConfig(cpus_per_search=4))  # speed only
     feats = features_key("MKV", [base], True)
     assert feats != features_key("MKV", [base], False)
     model = ModelConfig()

@@ -36,6 +36,7 @@ class MsaEngine(ABC):
     name: ClassVar[str]
     resident: ClassVar[bool]  # holds databases (or other state) in memory between targets
     stores_results: ClassVar[bool] = True  # False: results are inputs already (files), not stored again
+    resident_args: ClassVar[tuple[str, ...]] = ()  # handles the stage passes (registry.make_engine)
 
     def __init__(self, config: MsaConfig):
         self.config = config
@@ -48,6 +49,14 @@ class MsaEngine(ABC):
     def databases(self) -> list[DatabaseConfig]:
         """Databases this engine reads (checked to exist before a run starts)."""
         return []
+
+    def missing(self, database: DatabaseConfig) -> str | None:
+        """What is missing of ``database`` on this machine (one line), None when it is complete."""
+        return None if database.path.is_file() else f"database '{database.name}': no file {database.path}"
+
+    def tool_problem(self) -> str | None:
+        """What is missing of the tools this engine runs (one line naming what to install), None if none."""
+        return None
 
     def resources(self) -> Resources:
         return Resources(cpus=self.config.cpus_per_search)
@@ -66,16 +75,24 @@ class MsaEngine(ABC):
 
 
 class DatabaseSearchEngine(MsaEngine):
-    """A search engine: one search of the target's sequence per configured database."""
+    """A search engine: one search of the target's sequence per database configured for this engine."""
 
     def databases(self) -> list[DatabaseConfig]:
-        return self.config.searched_databases(pairing=True)
+        return self._mine(pairing=True)
+
+    def _mine(self, pairing: bool) -> list[DatabaseConfig]:
+        return [db for db in self.config.searched_databases(pairing) if self.config.engine_of(db) == self.name]
+
+    def key_settings(self) -> dict:
+        """The settings that change this engine's results (part of every search key)."""
+        return self.config.model_dump(include={"iterations", "e_value", "inclusion_e_value",
+                                               "filter_f1", "filter_f2", "filter_f3"})
 
     @abstractmethod
     def search(self, sequence: str, database: DatabaseConfig) -> Alignment:
         """Search ``sequence`` (named :data:`foldflow.msa.alignment.QUERY_NAME`) against one database."""
 
     def plan(self, target: Target, pairing: bool = False) -> list[MsaStep]:
-        return [MsaStep(db.name, search_key(target.sequence, db, self.config, self.name, self.version),
+        return [MsaStep(db.name, search_key(target.sequence, db, self.key_settings(), self.name, self.version),
                         lambda db=db: self.search(target.sequence, db))
-                for db in self.config.searched_databases(pairing)]
+                for db in self._mine(pairing)]

@@ -1,37 +1,41 @@
-"""The MSA engines by name: configs name an engine, the stages never test for a kind."""
+"""The MSA engines by name: configs name an engine per database, the stages never test for a kind."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from foldflow.config import MsaConfig
 from foldflow.msa.engine import MsaEngine
+from foldflow.msa.hhblits import HHblitsEngine
 from foldflow.msa.jackhmmer import PyhmmerEngine
+from foldflow.msa.mmseqs import MMseqs2Engine
 from foldflow.msa.precomputed import PrecomputedEngine
 from foldflow.msa.sharded import ShardedPyhmmerEngine
 
-_ENGINES: dict[str, Callable[..., MsaEngine]] = {
-    engine.name: engine for engine in (PyhmmerEngine, ShardedPyhmmerEngine, PrecomputedEngine)}
+_ENGINES: dict[str, type[MsaEngine]] = {
+    engine.name: engine
+    for engine in (PyhmmerEngine, ShardedPyhmmerEngine, HHblitsEngine, MMseqs2Engine, PrecomputedEngine)}
 
 
-def register_engine(name: str, factory: Callable[..., MsaEngine]) -> None:
-    """Name another engine (e.g. a new search tool) so configs can choose it with ``msa.engine``."""
-    _ENGINES[name] = factory
+def register_engine(engine: type[MsaEngine]) -> None:
+    """Name another engine (e.g. a new search tool) so configs can choose it (msa.engine, a database's engine)."""
+    _ENGINES[engine.name] = engine
 
 
 def make_engine(name: str, config: MsaConfig, **resident) -> MsaEngine:
-    """The engine called ``name``; ``resident`` passes handles some engines use (e.g. shard searchers)."""
+    """The engine called ``name``; of ``resident`` (handles from the stage: shard searchers, the run's
+    upcoming chains) it gets those its class takes (``resident_args``)."""
     if name not in _ENGINES:
-        raise ValueError(f"unknown MSA engine '{name}' (msa.engine: one of {', '.join(sorted(_ENGINES))})")
-    return _ENGINES[name](config, **resident)
+        raise ValueError(f"unknown MSA engine '{name}' (msa.engine or a database's engine: one of "
+                         f"{', '.join(sorted(n for n in _ENGINES if n != 'precomputed'))})")
+    engine = _ENGINES[name]
+    return engine(config, **{k: v for k, v in resident.items() if k in engine.resident_args})
 
 
 def engines_for(config: MsaConfig, **resident) -> list[MsaEngine]:
-    """The engines a run consults in order: precomputed files first (when configured), then the
-    search engine (unless precomputed files are required)."""
+    """The engines a run consults: precomputed files first (when configured), then one search engine per
+    engine the databases name (unless precomputed files are required)."""
     chain = []
     if config.precomputed_dir is not None:
         chain.append(make_engine("precomputed", config))
     if not config.require_precomputed:
-        chain.append(make_engine(config.engine, config, **resident))
+        chain += [make_engine(name, config, **resident) for name in config.search_engines()]
     return chain

@@ -116,6 +116,7 @@ class ShardedPyhmmerEngine(DatabaseSearchEngine):
 
     name = "pyhmmer_sharded"
     resident = True
+    resident_args = ("fan_out",)
 
     def __init__(self, config: MsaConfig, fan_out: ShardFanOut | None = None):
         super().__init__(config)

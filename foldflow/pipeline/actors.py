@@ -73,12 +73,11 @@ class ShardWorker:
 def start_shard_workers(config: MsaConfig, placement: dict, pairing: bool) -> dict[str, list]:
     """Shard actors per database for the sharded engine (none for other engines), placed like MSA actors;
     the UniProt pairing database's only when the batch has complexes (``pairing``)."""
-    if config.engine != "pyhmmer_sharded":
-        return {}
+    sharded = [db for db in config.searched_databases(pairing) if config.engine_of(db) == "pyhmmer_sharded"]
     options = {**placement, "num_cpus": config.shard_actor_cpus, **ACTOR_OPTIONS}
     return {db.name: [ShardWorker.options(**options).remote(db, i, config.shards, config)
                       for i in range(config.shards)]
-            for db in config.searched_databases(pairing)}
+            for db in sharded}
 
 
 class _ShardFanOut:
@@ -94,8 +93,9 @@ class _ShardFanOut:
 
 
 class _MsaActor(MsaStage):
-    def __init__(self, config: MsaConfig, store_uri: str, shard_workers: dict[str, list]):
-        super().__init__(config, store_uri, _ShardFanOut(shard_workers) if shard_workers else None)
+    def __init__(self, config: MsaConfig, store_uri: str, shard_workers: dict[str, list],
+                 upcoming: list[tuple[str, bool]]):
+        super().__init__(config, store_uri, _ShardFanOut(shard_workers) if shard_workers else None, upcoming)
 
     def placement(self) -> Placement:
         return _ray_placement()

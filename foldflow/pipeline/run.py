@@ -20,6 +20,7 @@ from foldflow.pipeline.scheduler import Scheduler
 from foldflow.results import TargetResult
 from foldflow.runs import RunBook, RunManifest
 from foldflow.stage_workers import OutputStage
+from foldflow.stages import run_chains
 from foldflow.workflow import prediction_workflow
 
 # Calls queued per actor, so it never waits for the driver between targets.
@@ -30,7 +31,9 @@ def stage_resources(config: RunConfig) -> dict[str, Resources]:
     """What one MSA and one model actor ask for: the pipeline settings where given, else what the
     MSA engine and the models declare."""
     p = config.pipeline
-    engine = make_engine(config.msa.engine, config.msa).resources()
+    engines = [make_engine(name, config.msa).resources() for name in config.msa.search_engines()]
+    engine = Resources(cpus=max((e.cpus for e in engines), default=1.0),
+                       memory_gb=max((e.memory_gb for e in engines if e.memory_gb), default=None))
     models = [model_class(name).resources for name in config.model.model_names]
     return {
         "msa": Resources(cpus=engine.cpus if p.msa_actor_cpus is None else p.msa_actor_cpus,
@@ -51,7 +54,10 @@ def first_actors_cpus(config: RunConfig) -> float:
 class RayPools:
     """The run's pools: MSA and model actors on Ray, the output writer in this process."""
 
-    def __init__(self, config: RunConfig, out_dir: Path, fixed_nodes: bool, models: list[str]):
+    def __init__(self, config: RunConfig, out_dir: Path, fixed_nodes: bool, models: list[str],
+                 upcoming: list[tuple[str, bool]]):
+        """``upcoming``: the run's chains in order (:func:`foldflow.stages.run_chains`), for MSA engines
+        that search many at once."""
         p = config.pipeline
         resources = stage_resources(config)
         msa = placement_options(resources["msa"].cpus, 0, p.msa_actor_resources, p.msa_actor_labels,
@@ -68,7 +74,8 @@ class RayPools:
         self.shard_workers = start_shard_workers(config.msa, msa, any(map(is_multimer_model, models)))
 
         def start_msa():
-            actor = MsaActor.options(**msa, **ACTOR_OPTIONS).remote(config.msa, config.store, self.shard_workers)
+            actor = MsaActor.options(**msa, **ACTOR_OPTIONS).remote(config.msa, config.store, self.shard_workers,
+                                                                      upcoming)
             return actor, actor.warm.remote()  # databases load now, before the first target needs them
 
         def start_model():
@@ -134,7 +141,7 @@ def execute_run(manifest: RunManifest, config: RunConfig, book: RunBook) -> tupl
 
             try:
                 models = config.model.models_needed({t.is_complex for t in todo})
-                pools = RayPools(config, out_dir, fixed_nodes, models)
+                pools = RayPools(config, out_dir, fixed_nodes, models, run_chains(todo))
             except UnplaceableStageError as error:
                 book.set_state(manifest.run_id, "failed", error=str(error))
                 raise

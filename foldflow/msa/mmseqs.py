@@ -1,0 +1,159 @@
+"""MMseqs2 searches as ColabFold's ``colabfold_search`` runs them, many queries per call.
+
+The database is ColabFold's layout (``foldflow databases build mmseqs2`` makes one from FASTA):
+``<db>`` the cluster representatives (searched, with a ``createindex`` index when built), ``<db>_seq``
+every member sequence and ``<db>_aln`` each representative's alignments to its members. One search runs
+ColabFold's calls for the UniRef branch with its defaults: ``search`` (3 iterations, ``-e 0.1 --max-seqs
+10000 -s 8``), ``expandaln`` to the cluster members, ``align`` of the query profile (``--alt-ali 10``,
+``-e 10 --max-accept 100000``: ColabFold's filter settings), ``filterresult`` (``--qsc 0.8``) and
+``result2msa`` (A3M, ``--filter-msa 1 --diff 3000 --qid 0.0,...,1.0 --max-seq-id 0.95``).
+
+Deviation from ColabFold, said in the README: every database is searched from the query sequence (ColabFold
+starts its environmental search from the UniRef search's profile), so each database is its own stored step.
+
+MMseqs2 is fastest on many queries at once: a search for one chain takes the run's next chains that are not
+stored yet (``upcoming``) into the same call, up to ``msa.mmseqs_batch_size``, and keeps their alignments
+until their targets ask.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable, Sequence
+from functools import cached_property
+from pathlib import Path
+
+from foldflow.config import DatabaseConfig, MsaConfig
+from foldflow.msa.alignment import QUERY_NAME, Alignment
+from foldflow.msa.engine import DatabaseSearchEngine
+from foldflow.msa.tools import ToolError, find_binary, run, version_line
+from foldflow.steps import search_key
+
+# The run's chains in order: (sequence, searched for pairing: a heteromer's chain).
+UpcomingChains = Sequence[tuple[str, bool]]
+MMSEQS_DATABASE_PARTS = ("", "_h", "_seq", "_seq_h", "_aln")
+
+
+def missing_mmseqs_parts(prefix: Path) -> list[Path]:
+    return [path for part in MMSEQS_DATABASE_PARTS if not (path := Path(f"{prefix}{part}.dbtype")).is_file()]
+
+
+def has_index(prefix: Path) -> bool:
+    return Path(f"{prefix}.idx").is_file() or Path(f"{prefix}.idx.index").is_file()
+
+
+def colabfold_search_commands(binary: str, work: Path, database: Path, threads: int,
+                              sensitivity: float) -> list[list[str]]:
+    """colabfold_search's calls for one database (its UniRef branch, filter on), queries in ``work/qdb``."""
+    load = "2" if has_index(database) else "0"  # an index is read once into the page cache and kept there
+    common = ["--db-load-mode", load, "--threads", str(threads)]
+    seq, aln = f"{database}_seq", f"{database}_aln"
+    w = lambda name: str(work / name)  # noqa: E731
+    return [
+        [binary, "search", w("qdb"), str(database), w("res"), w("tmp"), *common, "--num-iterations", "3",
+         "-a", "-e", "0.1", "--max-seqs", "10000", "-s", f"{sensitivity:.1f}"],
+        [binary, "mvdb", w("tmp/latest/profile_1"), w("prof_res")],
+        [binary, "lndb", w("qdb_h"), w("prof_res_h")],
+        [binary, "expandaln", w("qdb"), seq, w("res"), aln, w("res_exp"), *common, "--expansion-mode", "0",
+         "-e", "inf", "--expand-filter-clusters", "1", "--max-seq-id", "0.95"],
+        [binary, "align", w("prof_res"), seq, w("res_exp"), w("res_exp_realign"), *common, "-e", "10",
+         "--max-accept", "100000", "--alt-ali", "10", "-a"],
+        [binary, "filterresult", w("qdb"), seq, w("res_exp_realign"), w("res_exp_realign_filter"), *common,
+         "--qid", "0", "--qsc", "0.8", "--diff", "0", "--max-seq-id", "1.0", "--filter-min-enable", "100"],
+        [binary, "result2msa", w("qdb"), seq, w("res_exp_realign_filter"), w("msa.a3m"), *common,
+         "--msa-format-mode", "6", "--filter-msa", "1", "--filter-min-enable", "1000", "--diff", "3000",
+         "--qid", "0.0,0.2,0.4,0.6,0.8,1.0", "--qsc", "0", "--max-seq-id", "0.95"],
+        [binary, "unpackdb", w("msa.a3m"), w("out"), "--unpack-name-mode", "0", "--unpack-suffix", ".a3m"],
+    ]
+
+
+def _query_a3m(text: str) -> str:
+    """result2msa's A3M with its query row named :data:`QUERY_NAME` (queries are searched as q<i>)."""
+    header, _, rest = text.replace("\x00", "").partition("\n")
+    return f">{QUERY_NAME}\n{rest}"
+
+
+def colabfold_search(binary: str, sequences: list[str], database: Path, threads: int,
+                     sensitivity: float) -> list[str]:
+    """A3M per query (in order) from one ColabFold search of all ``sequences`` against ``database``."""
+    with tempfile.TemporaryDirectory(prefix="foldflow-mmseqs-") as tmp:
+        work = Path(tmp)
+        (work / "out").mkdir()
+        fasta = work / "queries.fasta"
+        fasta.write_text("".join(f">q{i}\n{sequence}\n" for i, sequence in enumerate(sequences)))
+        run([binary, "createdb", fasta, work / "qdb"], "mmseqs createdb")
+        for command in colabfold_search_commands(binary, work, database, threads, sensitivity):
+            run(command, f"mmseqs {command[1]} against {database}")
+        return [_query_a3m((work / "out" / f"{i}.a3m").read_text()) for i in range(len(sequences))]
+
+
+class MMseqs2Engine(DatabaseSearchEngine):
+    """ColabFold's MMseqs2 search (UniRef30, ColabFoldDB-style databases), the run's chains in batches."""
+
+    name = "mmseqs2"
+    resident = True  # the index stays in the page cache (--db-load-mode 2); batches are kept until asked
+    resident_args = ("upcoming", "stored")
+
+    def __init__(self, config: MsaConfig, upcoming: UpcomingChains = (),
+                 stored: Callable[[str], bool] = lambda key: False):
+        super().__init__(config)
+        self.upcoming = list(upcoming)
+        self.stored = stored  # whether a search key's alignment is in the store already
+        self._ready: dict[tuple[str, str], Alignment] = {}
+        self._searched: set[tuple[str, str]] = set()
+        self.calls = 0  # mmseqs searches run (each for a batch of queries)
+        self.queries = 0
+
+    @cached_property
+    def binary(self) -> str:
+        return find_binary(self.config.mmseqs_binary, "msa.mmseqs_binary")
+
+    @cached_property
+    def version(self) -> str:
+        return version_line([self.binary, "version"], "")
+
+    def key_settings(self) -> dict:
+        return {"recipe": "colabfold_search", "sensitivity": self.config.mmseqs_sensitivity}
+
+    def tool_problem(self) -> str | None:
+        try:
+            self.binary
+        except ToolError as error:
+            return str(error)
+        return None
+
+    def missing(self, database: DatabaseConfig) -> str | None:
+        if parts := missing_mmseqs_parts(database.path):
+            return (f"database '{database.name}': no MMseqs2 database at {database.path} (missing {parts[0].name}; "
+                    f"build one with: foldflow databases build mmseqs2 FASTA {database.path})")
+        return None
+
+    def info(self) -> dict:
+        return {"mmseqs_calls": self.calls, "mmseqs_queries": self.queries}
+
+    def _batch(self, sequence: str, database: DatabaseConfig) -> list[str]:
+        """``sequence`` and the next chains of the run not searched, stored or batched yet."""
+        pairing_only = database is self.config.pairing_database or database.name == "uniprot"
+        batch = [sequence]
+        for other, pairing in self.upcoming:
+            if len(batch) >= self.config.mmseqs_batch_size:
+                break
+            if (other in batch or (pairing_only and not pairing) or (database.name, other) in self._searched
+                    or self.stored(search_key(other, database, self.key_settings(), self.name, self.version))):
+                continue
+            batch.append(other)
+        return batch
+
+    def search(self, sequence: str, database: DatabaseConfig) -> Alignment:
+        ready = self._ready.pop((database.name, sequence), None)
+        if ready is not None:
+            return ready
+        batch = self._batch(sequence, database)
+        texts = colabfold_search(self.binary, batch, database.path, self.config.cpus_per_search,
+                                 self.config.mmseqs_sensitivity)
+        self.calls += 1
+        self.queries += len(batch)
+        for other, text in zip(batch, texts):
+            self._searched.add((database.name, other))
+            self._ready[(database.name, other)] = Alignment(database.name, "a3m", text)
+        return self._ready.pop((database.name, sequence))
