@@ -9,7 +9,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from foldflow.config import RunConfig, default_config, dump_config, load_config, validate_config
-from foldflow.errors import ConfigError, FoldflowError, RunExistsError
+from foldflow.errors import ConfigError, FoldflowError, RunExistsError, SetupError
 from foldflow.outputs import RANDOM_PARAMS_WARNING, write_summary
 from foldflow.results import TargetResult
 from foldflow.runs import RunBook, RunManifest, check_run_id, new_run_id
@@ -25,10 +25,6 @@ class InvalidInputError(FoldflowError, ValueError):
     def __init__(self, invalid: list[InvalidTarget]):
         self.invalid = invalid
         super().__init__("\n".join(bad.message() for bad in invalid))
-
-
-class SetupError(FoldflowError, ValueError):
-    """The run's databases or parameter files are missing; nothing was run."""
 
 
 def without_models(batch: TargetBatch, config: RunConfig) -> TargetBatch:

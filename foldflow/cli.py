@@ -13,7 +13,7 @@ from typing import TypeVar
 
 import click
 
-from foldflow.errors import FoldflowError
+from foldflow.errors import FoldflowError, SetupError
 from foldflow.options import RUN_OPTIONS, OptionKind, overrides_from_values
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
@@ -140,6 +140,67 @@ def submit(fasta: str, out: str, address: str, python: str, wait: bool, verbose:
             if status != "SUCCEEDED":
                 click.echo(logs[-4000:], err=True)
                 sys.exit(EXIT_FAILED)
+
+
+@main.group()
+def databases() -> None:
+    """Build search databases from FASTA, check them, see what the full ones need."""
+
+
+@databases.command("build")
+@click.argument("engine", type=click.Choice(["hhblits", "mmseqs2"]))
+@click.argument("fasta", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("prefix", type=click.Path(path_type=Path))
+@click.option("--threads", type=int, default=1, show_default=True, help="Threads for MMseqs2.")
+@click.option("--max-sequences", type=int, help="Only the first N sequences of FASTA.")
+@click.option("--no-index", is_flag=True, help="MMseqs2: skip createindex (smaller on disk, slower searches).")
+@_verbose_option
+def databases_build(engine: str, fasta: Path, prefix: Path, threads: int, max_sequences: int | None,
+                    no_index: bool, verbose: bool) -> None:
+    """Build an ENGINE database at PREFIX from FASTA, then check it with a test query."""
+    from foldflow.msa.databases import build_database, check_database
+    from foldflow.msa.tools import ToolError
+
+    with _errors(verbose):
+        try:
+            built = build_database(engine, fasta, prefix, threads, max_sequences, index=not no_index)
+            lines = check_database(engine, prefix, threads)
+        except ToolError as error:
+            raise SetupError(str(error)) from None
+    click.echo(f"built {engine} database {prefix} from {built.sequences} sequences in {built.seconds:.1f} s")
+    for line in lines:
+        click.echo(line)
+
+
+@databases.command("check")
+@click.option("--config", "-c", "config_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Run settings (YAML) whose databases to check (default: the bundled ones).")
+@_verbose_option
+def databases_check(config_path: Path | None, verbose: bool) -> None:
+    """Check every database of a run's settings: its engine's tool, its files, a test query."""
+    from foldflow.config import load_config
+    from foldflow.msa.databases import check_database
+    from foldflow.msa.tools import ToolError
+
+    with _errors(verbose):
+        msa = load_config(config_path).msa
+        try:
+            for database in msa.searched_databases(pairing=True):
+                engine = msa.engine_of(database).replace("pyhmmer_sharded", "pyhmmer")
+                for prefix in (database.path, *database.extra_paths):
+                    for line in check_database(engine, prefix, msa.cpus_per_search, msa.hhblits_binary,
+                                               msa.mmseqs_binary):
+                        click.echo(f"{database.name}: {line}")
+        except ToolError as error:
+            raise SetupError(f"database '{database.name}': {error}") from None
+
+
+@databases.command("downloads")
+def databases_downloads() -> None:
+    """What the full AlphaFold and ColabFold databases need (sizes, download scripts)."""
+    from foldflow.msa.databases import FULL_DOWNLOADS
+
+    click.echo(FULL_DOWNLOADS)
 
 
 _store_option = click.option("--store", help="Store path or URI (default: the cache folder's store).")

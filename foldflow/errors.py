@@ -26,3 +26,7 @@ class ClusterConnectionError(FoldflowError, ConnectionError):
 
 class InvalidRunIdError(FoldflowError, ValueError):
     """A run id that is not a safe name (letters, digits, '.', '_', '-')."""
+
+
+class SetupError(FoldflowError, ValueError):
+    """The run's databases, tools or parameter files are missing; nothing was run."""

@@ -42,7 +42,7 @@ def cstranslate_binary() -> str:
 
 def run(args: Sequence[str | Path], what: str, cwd: Path | None = None) -> str:
     """Run a tool; its stdout, or ToolError with ``what`` and the last line the tool printed."""
-    done = subprocess.run([str(a) for a in args], capture_output=True, text=True, cwd=cwd)
+    done = subprocess.run([str(a) for a in args], capture_output=True, text=True, errors="replace", cwd=cwd)
     if done.returncode != 0:
         lines = (done.stderr or done.stdout).strip().splitlines()
         raise ToolError(f"{what}: {Path(str(args[0])).name} exited {done.returncode}: "
