@@ -18,11 +18,13 @@ demo: $(BIN)/.installed tools
 	$(BIN)/foldflow predict examples/demo.fasta --out results/demo
 
 # The HMMER binaries (Debian package hmmer) are the references the pyhmmer searches are tested against;
-# kalign realigns a template whose PDB seqres differs from its mmCIF (AlphaFold's template featuriser).
+# kalign realigns a template whose PDB seqres differs from its mmCIF (AlphaFold's template featuriser);
+# hhsuite (hhblits) and mmseqs2 are the HH-suite and MMseqs2 MSA engines.
 tools:
-	@command -v jackhmmer >/dev/null && command -v kalign >/dev/null || { \
+	@command -v jackhmmer >/dev/null && command -v kalign >/dev/null && command -v hhblits >/dev/null \
+	  && command -v mmseqs >/dev/null || { \
 	  SUDO=$$([ "$$(id -u)" -eq 0 ] || echo sudo); \
-	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq hmmer kalign; }
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq hmmer kalign hhsuite mmseqs2; }
 
 test: $(BIN)/.installed tools
 	$(BIN)/python -m pytest

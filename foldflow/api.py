@@ -120,7 +120,7 @@ class RunResult:
 
 def describe_setup(config: RunConfig, models: list[str] | None = None) -> str:
     """The first line a run prints: which models (those the batch needs), parameters and databases it uses."""
-    dbs = ", ".join(f"{db.name}={db.path.name}" for db in config.msa.databases)
+    dbs = ", ".join(f"{db.name}={db.path.name} ({config.msa.engine_of(db)})" for db in config.msa.databases)
     params = "RANDOM parameters (structures are NOT meaningful)" if config.model.uses_random_params \
         else f"parameters from {config.model.params_dir}"
     bundled = "bundled mini databases" if all("resources/db" in str(db.path) for db in config.msa.databases) \

@@ -172,6 +172,7 @@ class RunBook:
             "progress": finished / len(targets) if targets else 1.0,
             "cached": sum(1 for r in targets.values() if ((r.get("result") or {}).get("observed") or {}).get("cached")),
             "model_workers": state.get("model_workers", []),
+            "msa_workers": state.get("msa_workers", []),
             "failures": {tid: r.get("error") for tid, r in sorted(targets.items())
                          if r["status"] in ("failed", "invalid")},
         }

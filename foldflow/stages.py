@@ -109,7 +109,7 @@ def _chain_alignments(chain: Target, engines: Sequence[MsaEngine], cache: StepCa
                for step in engine.plan(chain, pairing)]
     if not planned:
         raise FileNotFoundError(f"target '{chain.id}': no precomputed MSA")
-    names = "+".join(dict.fromkeys(name for name, _ in planned))
+    names = "+".join(sorted({name for name, _ in planned}))
     return names, [(step.key, cache.alignment(step.key, step.compute)) for _, step in planned]
 
 

@@ -8,9 +8,9 @@ from typing import Literal
 
 from alphafold.data import parsers
 
-# Order of databases in the MSA features, as in AlphaFold's DataPipeline
-# (uniref90, bfd, mgnify); "custom" is a user-supplied A3M (e.g. ColabFold's).
-FEATURE_ORDER = ("uniref90", "bfd", "small_bfd", "custom", "mgnify")
+# Order of databases in the MSA features, as in AlphaFold's DataPipeline (uniref90, bfd, mgnify), with
+# ColabFold's (UniRef30, then its environmental database) after BFD; "custom" is a user-supplied A3M.
+FEATURE_ORDER = ("uniref90", "bfd", "small_bfd", "uniref30", "colabfold_envdb", "custom", "mgnify")
 
 # AlphaFold's file names for each database's hits, as written under msas/.
 FILE_NAMES = {

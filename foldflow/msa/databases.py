@@ -162,8 +162,10 @@ def _test_entries_mmseqs(prefix: Path, count: int) -> list[tuple[str, str]]:
 TEST_QUERIES = 3
 
 
-def _a3m_names(a3m: str) -> list[str]:
-    return [line[1:].split()[0] for line in a3m.splitlines() if line.startswith(">")][1:]
+def _a3m_hits(a3m: str) -> list[str]:
+    """The hits' sequences (MMseqs2 shortens UniProt names to accessions, so hits are told by sequence)."""
+    rows = [line for line in a3m.splitlines() if line and not line.startswith(">")]
+    return [row.replace("-", "") for row in rows[1:] if row == row.upper()]
 
 
 def _hhblits_hit_names(binary: str, sequence: str, prefix: Path, cpus: int) -> list[str]:
@@ -193,7 +195,7 @@ def check_database(engine: str, prefix: Path, cpus: int = 1, hhblits: str = "hhb
             raise ToolError(f"{prefix}: not an MMseqs2 database in ColabFold's layout (missing {missing[0]})")
         files = sorted(p for p in prefix.parent.glob(f"{prefix.name}[._]*") if p.is_file())
         binary = find_binary(mmseqs, "msa.mmseqs_binary")
-        search = lambda sequence: _a3m_names(colabfold_search(binary, [sequence], prefix, cpus, 8.0)[0])  # noqa: E731
+        search = lambda sequence: _a3m_hits(colabfold_search(binary, [sequence], prefix, cpus, 8.0)[0])  # noqa: E731
         entries = _test_entries_mmseqs(prefix, TEST_QUERIES)
     else:
         if not prefix.is_file():
@@ -201,7 +203,7 @@ def check_database(engine: str, prefix: Path, cpus: int = 1, hhblits: str = "hhb
         return [f"{prefix}: FASTA, {_size([prefix])}, {len(read_fasta(prefix))} sequences"]
     for name, sequence in entries:
         found = search(sequence)
-        if name in found:
+        if (name if engine == "hhblits" else sequence) in found:
             break
     else:
         raise ToolError(f"{prefix}: searches for its first {len(entries)} sequences did not find them")

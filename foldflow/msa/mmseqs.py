@@ -67,15 +67,36 @@ def colabfold_search_commands(binary: str, work: Path, database: Path, threads: 
     ]
 
 
-def _query_a3m(text: str) -> str:
-    """result2msa's A3M with its query row named :data:`QUERY_NAME` (queries are searched as q<i>)."""
-    header, _, rest = text.replace("\x00", "").partition("\n")
-    return f">{QUERY_NAME}\n{rest}"
+def _query_a3m(text: str, names: dict[str, str]) -> str:
+    """result2msa's A3M with its query row named :data:`QUERY_NAME` (queries are searched as q<i>) and hit
+    names replaced by ``names`` where given (a header is the name, a tab, then the alignment's numbers)."""
+    _, _, rest = text.replace("\x00", "").partition("\n")
+
+    def rename(line: str) -> str:
+        name, tab, numbers = line[1:].partition("\t")
+        return f">{names.get(name, name)}{tab}{numbers}"
+
+    lines = [rename(line) if line.startswith(">") else line for line in rest.splitlines()]
+    return "\n".join([f">{QUERY_NAME}", *lines]) + "\n"
+
+
+def _full_names(binary: str, work: Path, database: Path, threads: int) -> dict[str, str]:
+    """Hit accession -> the first word of its FASTA header. MMseqs2 shortens UniProt names
+    (``tr|Q8EYI3|Q8EYI3_LEPIN`` to ``Q8EYI3``); AlphaFold-Multimer reads the species from the full name."""
+    table = work / "names.tsv"
+    run([binary, "convertalis", work / "qdb", f"{database}_seq", work / "res_exp_realign_filter", table,
+         "--format-output", "target,theader", "--threads", str(threads)], f"mmseqs convertalis against {database}")
+    names = {}
+    for line in table.read_text().splitlines():
+        accession, _, header = line.partition("\t")
+        names[accession] = header.split()[0] if header.split() else accession
+    return names
 
 
 def colabfold_search(binary: str, sequences: list[str], database: Path, threads: int,
-                     sensitivity: float) -> list[str]:
-    """A3M per query (in order) from one ColabFold search of all ``sequences`` against ``database``."""
+                     sensitivity: float, full_names: bool = False) -> list[str]:
+    """A3M per query (in order) from one ColabFold search of all ``sequences`` against ``database``; with
+    ``full_names`` the hits keep their full FASTA names (UniProt's species, for pairing)."""
     with tempfile.TemporaryDirectory(prefix="foldflow-mmseqs-") as tmp:
         work = Path(tmp)
         (work / "out").mkdir()
@@ -84,7 +105,8 @@ def colabfold_search(binary: str, sequences: list[str], database: Path, threads:
         run([binary, "createdb", fasta, work / "qdb"], "mmseqs createdb")
         for command in colabfold_search_commands(binary, work, database, threads, sensitivity):
             run(command, f"mmseqs {command[1]} against {database}")
-        return [_query_a3m((work / "out" / f"{i}.a3m").read_text()) for i in range(len(sequences))]
+        names = _full_names(binary, work, database, threads) if full_names else {}
+        return [_query_a3m((work / "out" / f"{i}.a3m").read_text(), names) for i in range(len(sequences))]
 
 
 class MMseqs2Engine(DatabaseSearchEngine):
@@ -133,13 +155,13 @@ class MMseqs2Engine(DatabaseSearchEngine):
 
     def _batch(self, sequence: str, database: DatabaseConfig) -> list[str]:
         """``sequence`` and the next chains of the run not searched, stored or batched yet."""
-        pairing_only = database is self.config.pairing_database or database.name == "uniprot"
         batch = [sequence]
         for other, pairing in self.upcoming:
             if len(batch) >= self.config.mmseqs_batch_size:
                 break
-            if (other in batch or (pairing_only and not pairing) or (database.name, other) in self._searched
-                    or self.stored(search_key(other, database, self.key_settings(), self.name, self.version))):
+            key = search_key(other, database, self.key_settings(), self.name, self.version)
+            if (other in batch or (database.name == "uniprot" and not pairing)
+                    or (database.name, other) in self._searched or self.stored(key)):
                 continue
             batch.append(other)
         return batch
@@ -149,8 +171,9 @@ class MMseqs2Engine(DatabaseSearchEngine):
         if ready is not None:
             return ready
         batch = self._batch(sequence, database)
+        pairing_database = database.name == "uniprot"  # AlphaFold-Multimer pairs these hits by species
         texts = colabfold_search(self.binary, batch, database.path, self.config.cpus_per_search,
-                                 self.config.mmseqs_sensitivity)
+                                 self.config.mmseqs_sensitivity, full_names=pairing_database)
         self.calls += 1
         self.queries += len(batch)
         for other, text in zip(batch, texts):
