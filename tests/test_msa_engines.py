@@ -247,7 +247,7 @@ def test_missing_database_fails_before_the_run_naming_the_file(tmp_path, binarie
 
 def test_databases_check_names_a_broken_database(databases, tmp_path):
     config = three_engine_config(databases)
-    (tmp_path / "good.yaml").write_text("msa:\n  templates: {{enabled: false}}\n  databases:\n" + "".join(
+    (tmp_path / "good.yaml").write_text("msa:\n  templates: {enabled: false}\n  databases:\n" + "".join(
         f"  - {{name: {db.name}, path: {db.path}, engine: {db.engine or 'pyhmmer'}}}\n" for db in config.databases))
     good = CliRunner().invoke(main, ["databases", "check", "--config", str(tmp_path / "good.yaml")])
     assert good.exit_code == 0, good.output
