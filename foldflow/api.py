@@ -76,12 +76,11 @@ def check_local_setup(config: RunConfig, models: list[str] | None = None) -> Non
         for database in databases:
             if problem := engine.missing(database):
                 raise SetupError(problem)
-    templates = config.msa.templates
-    if templates.enabled:
-        if not templates.pdb_seqres.is_file():
-            raise SetupError(f"templates: no PDB seqres file {templates.pdb_seqres} (or run with --no-templates)")
-        if not templates.mmcif_dir.is_dir():
-            raise SetupError(f"templates: no mmCIF folder {templates.mmcif_dir} (or run with --no-templates)")
+    if config.msa.templates.enabled:
+        from foldflow.templates import TemplateSearch
+
+        if problem := TemplateSearch(config.msa.templates).setup_problem():
+            raise SetupError(f"templates: {problem} (or run with --no-templates)")
 
 
 @dataclass

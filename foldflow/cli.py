@@ -148,7 +148,7 @@ def databases() -> None:
 
 
 @databases.command("build")
-@click.argument("engine", type=click.Choice(["hhblits", "mmseqs2"]))
+@click.argument("engine", type=click.Choice(["hhblits", "hhsearch", "mmseqs2"]))
 @click.argument("fasta", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.argument("prefix", type=click.Path(path_type=Path))
 @click.option("--threads", type=int, default=1, show_default=True, help="Threads for MMseqs2.")
@@ -157,7 +157,10 @@ def databases() -> None:
 @_verbose_option
 def databases_build(engine: str, fasta: Path, prefix: Path, threads: int, max_sequences: int | None,
                     no_index: bool, verbose: bool) -> None:
-    """Build an ENGINE database at PREFIX from FASTA, then check it with a test query."""
+    """Build an ENGINE database at PREFIX from FASTA, then check it with a test query.
+
+    hhblits: an HH-suite database (BFD/UniRef30-like); hhsearch: a PDB70-like one for templates (from PDB
+    seqres); mmseqs2: ColabFold's layout (clustered at 30 % identity, with an index)."""
     from foldflow.msa.databases import build_database, check_database
     from foldflow.msa.tools import ToolError
 
@@ -185,14 +188,16 @@ def databases_check(config_path: Path | None, verbose: bool) -> None:
     with _errors(verbose):
         msa = load_config(config_path).msa
         try:
-            for database in msa.searched_databases(pairing=True):
-                engine = msa.engine_of(database).replace("pyhmmer_sharded", "pyhmmer")
-                for prefix in (database.path, *database.extra_paths):
-                    for line in check_database(engine, prefix, msa.cpus_per_search, msa.hhblits_binary,
-                                               msa.mmseqs_binary):
-                        click.echo(f"{database.name}: {line}")
+            checks = [(db.name, msa.engine_of(db).replace("pyhmmer_sharded", "pyhmmer"), prefix)
+                      for db in msa.searched_databases(pairing=True) for prefix in (db.path, *db.extra_paths)]
+            if msa.templates.enabled and msa.templates.engine == "hhsearch":
+                checks.append(("pdb70", "hhsearch", msa.templates.pdb70))
+            for name, engine, prefix in checks:
+                for line in check_database(engine, prefix, msa.cpus_per_search, msa.hhblits_binary,
+                                           msa.mmseqs_binary, msa.templates.hhsearch_binary):
+                    click.echo(f"{name}: {line}")
         except ToolError as error:
-            raise SetupError(f"database '{database.name}': {error}") from None
+            raise SetupError(f"database '{name}': {error}") from None
 
 
 @databases.command("downloads")

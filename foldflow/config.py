@@ -77,15 +77,25 @@ NO_TEMPLATE_DATE_LIMIT = "2100-01-01"
 
 
 class TemplateConfig(_Strict):
-    """AlphaFold 2.3's template search: hmmsearch of PDB seqres, hits featurised from an mmCIF folder."""
+    """AlphaFold 2.3's template search: hmmsearch of PDB seqres (its multimer and default monomer way) or
+    hhsearch of PDB70 (its monomer way before 2.3's unified search), hits featurised from an mmCIF folder."""
 
     enabled: bool = True
-    pdb_seqres: Path = BUNDLED_DB_DIR / "pdb_seqres_mini.fasta"
+    engine: Literal["hmmsearch", "hhsearch"] = "hmmsearch"
+    pdb_seqres: Path = BUNDLED_DB_DIR / "pdb_seqres_mini.fasta"  # hmmsearch's database
+    pdb70: Path | None = None  # hhsearch's database: an HH-suite prefix (foldflow databases build hhsearch)
+    hhsearch_binary: str = "hhsearch"
     mmcif_dir: Path = BUNDLED_DB_DIR / "pdb_mmcif"
     # Templates released after this date are not used (run_alphafold's --max_template_date).
     max_template_date: str = Field(default=NO_TEMPLATE_DATE_LIMIT, pattern=r"^\d{4}-\d{2}-\d{2}$")
     obsolete_pdbs: Path | None = None  # AlphaFold's obsolete.dat: replaced entries map to their successor
     max_hits: int = Field(default=20, ge=0)  # featurised per chain; the model uses 4
+
+    @model_validator(mode="after")
+    def _hhsearch_needs_pdb70(self) -> TemplateConfig:
+        if self.enabled and self.engine == "hhsearch" and self.pdb70 is None:
+            raise ValueError("msa.templates.engine hhsearch needs msa.templates.pdb70 (an HH-suite database prefix)")
+        return self
 
 
 class MsaConfig(_Strict):

@@ -45,12 +45,13 @@ class TargetOutputs:
     """Everything a target's folder shows, by AlphaFold's prediction names."""
 
     msas: Mapping[str, Sequence[Alignment]]  # chain id -> alignments (distinct chains)
-    template_hits: Mapping[str, str]  # chain id -> hmmsearch hits (Stockholm)
+    template_hits: Mapping[str, str]  # chain id -> template hits (hmmsearch Stockholm or hhsearch .hhr)
     predictions: Mapping[str, Prediction]
     relaxed: Mapping[str, Relaxed]
     relax_requested: bool  # write relax_metrics.json (run_alphafold writes it unless models_to_relax is none)
     timings: Mapping[str, float]  # run_alphafold's timings.json
     multimer: bool
+    template_hits_file: str = "pdb_hits.sto"  # AlphaFold's name: pdb_hits.sto (hmmsearch) or .hhr (hhsearch)
 
 
 def to_protein(prediction: Prediction) -> protein.Protein:
@@ -135,7 +136,7 @@ def _write_msas(folder: Path, outputs: TargetOutputs) -> None:
         for alignment in alignments:
             (chain_dir / alignment.file_name).write_text(alignment.text)
         if chain in outputs.template_hits:
-            (chain_dir / "pdb_hits.sto").write_text(outputs.template_hits[chain])
+            (chain_dir / outputs.template_hits_file).write_text(outputs.template_hits[chain])
 
 
 def _fill_target_folder(folder: Path, target_id: str, outputs: TargetOutputs, random_params: bool,

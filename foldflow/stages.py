@@ -48,8 +48,9 @@ class PreparedTarget:
     msa_depths: dict[str, int]  # database (a complex: "<chain>_<database>") -> rows
     feature_msa_depth: int
     features_key: str
-    template_hits: dict[str, str]  # chain id -> hmmsearch hits (Stockholm), for chains searched
+    template_hits: dict[str, str]  # chain id -> template hits (hmmsearch Stockholm or hhsearch .hhr)
     templates: int  # templates the models that use templates see (at most 4 per chain)
+    template_hits_file: str  # AlphaFold's name for the hits: pdb_hits.sto or pdb_hits.hhr
     computed: dict[str, int]  # step kind -> results computed (not found in the store)
     spans: dict[str, Span]
 
@@ -195,6 +196,7 @@ def prepare_target(target: Target, engines: Sequence[MsaEngine], templates: Temp
         template_hits={distinct[s]: t[2] for s, t in chain_templates.items() if t is not None},
         templates=sum(min(t[3], MODEL_TEMPLATES) for s in target.chains
                       if (t := chain_templates[s]) is not None),
+        template_hits_file=templates.hits_file if templates is not None else "",
         computed=cache.take_counts(),
         spans={"msa": (start, searched), "templates": (searched, templated), "features": (templated, time.time())})
     return prepared, features
@@ -282,7 +284,7 @@ def write_outputs(target: Target, prepared: Placed, predicted: Sequence[Placed],
     load_seconds = sum(m.params_load_seconds for m in models)
     msas = {chain: [a.with_query_name(target.id) for a in alignments] for chain, alignments in ready.msas.items()}
     folder = write_target(out_dir, target.id, TargetOutputs(
-        msas=msas, template_hits=ready.template_hits,
+        msas=msas, template_hits=ready.template_hits, template_hits_file=ready.template_hits_file,
         predictions={m.name: m.prediction for m in models},
         relaxed=relax.relaxed if relax else {}, relax_requested=relax is not None,
         timings=alphafold_timings(ready, models, relax), multimer=target.is_complex),

@@ -38,13 +38,15 @@ def _file_fingerprint(path: Path) -> str:
     return f"{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
 
 
-def database_fingerprint(db: DatabaseConfig) -> str:
-    """The database's files as they are now: a FASTA file, or every file of a database prefix
+def prefix_fingerprint(prefix: Path) -> str:
+    """A database's files as they are now: a FASTA file, or every file of a database prefix
     (HH-suite ``<prefix>_a3m.ffdata`` ..., MMseqs2 ``<prefix>.dbtype`` ...)."""
-    files = []
-    for prefix in (db.path, *db.extra_paths):
-        files += [prefix] if prefix.is_file() else sorted(prefix.parent.glob(f"{prefix.name}[._]*"))
+    files = [prefix] if prefix.is_file() else sorted(prefix.parent.glob(f"{prefix.name}[._]*"))
     return ";".join(_file_fingerprint(path) for path in files)
+
+
+def database_fingerprint(db: DatabaseConfig) -> str:
+    return ";".join(prefix_fingerprint(prefix) for prefix in (db.path, *db.extra_paths))
 
 
 def search_key(sequence: str, db: DatabaseConfig, settings: dict, engine: str, engine_version: str) -> str:
@@ -69,19 +71,19 @@ def features_key(sequence: str, alignment_keys: list[str], deduplicate: bool,
                        versions={"foldflow": VERSIONS["foldflow"], "alphafold": VERSIONS["alphafold-colabfold"]})
 
 
-def templates_key(uniref90_key: str, templates: TemplateConfig, hmmsearch_version: str) -> str:
-    """Key of one chain's templates: its uniref90 alignment (the HMM's source), the PDB seqres file,
-    the mmCIF folder, the date limit, the obsolete list and the hit limit."""
-    seqres = templates.pdb_seqres.stat()
+def templates_key(uniref90_key: str, templates: TemplateConfig, searcher_version: str) -> str:
+    """Key of one chain's templates: its uniref90 alignment (the query's source), the searcher and its
+    database (PDB seqres or PDB70), the mmCIF folder, the date limit, the obsolete list and the hit limit."""
     mmcif = templates.mmcif_dir.stat()
     obsolete = templates.obsolete_pdbs
+    searched = {"seqres": prefix_fingerprint(templates.pdb_seqres)} if templates.engine == "hmmsearch" else \
+        {"engine": "hhsearch", "pdb70": prefix_fingerprint(templates.pdb70)}
     return content_key(
-        "templates", uniref90=uniref90_key,
-        seqres=f"{templates.pdb_seqres.resolve()}:{seqres.st_size}:{seqres.st_mtime_ns}",
+        "templates", uniref90=uniref90_key, **searched, prefilter="deepmind-2.3: align ratio, duplicate, length",
         mmcif=f"{templates.mmcif_dir.resolve()}:{mmcif.st_mtime_ns}",
         obsolete=f"{obsolete.resolve()}:{obsolete.stat().st_mtime_ns}" if obsolete else None,
         max_template_date=templates.max_template_date, max_hits=templates.max_hits,
-        versions={"hmmsearch": hmmsearch_version, "alphafold": VERSIONS["alphafold-colabfold"]})
+        versions={templates.engine: searcher_version, "alphafold": VERSIONS["alphafold-colabfold"]})
 
 
 def relax_key(prediction: str, settings: dict, openmm_version: str) -> str:

@@ -1,4 +1,4 @@
-"""AlphaFold 2.3's template search and template features, with pyhmmer instead of the HMMER binaries.
+"""AlphaFold 2.3's template search and template features: hmmsearch with pyhmmer, or hhsearch (HH-suite).
 
 AlphaFold 2.3 (``pipeline.DataPipeline`` with ``tools.hmmsearch.Hmmsearch``)
 deduplicates the query's uniref90 jackhmmer MSA and drops its empty columns,
@@ -12,10 +12,15 @@ read once and kept in memory; its Stockholm equals the binary's ``-A`` output
 (HMMER 3.3.2) but for the ``#=GF AU`` line. Parsing and featurisation are
 AlphaFold's own code, unchanged, with these differences in the hits it is given:
 
+:class:`HHsearchPdb70` is the other searcher AlphaFold's pipeline takes: the same uniref90 MSA as A3M
+through AlphaFold's ``tools.hhsearch.HHSearch`` (``hhsearch -maxseq 1000000``) against a PDB70 database,
+hits parsed by ``parse_hhr`` and featurised by ``templates.HhsearchHitFeaturizer``.
+
 * hits whose mmCIF file is not in ``mmcif_dir`` are skipped (AlphaFold raises
   ``FileNotFoundError``; a partial mirror such as the bundled one needs this);
-* DeepMind's AlphaFold 2.3 rejects hits with at most 10 % of the query aligned
-  or fewer than 10 template residues; the ``alphafold-colabfold`` fork dropped
+* DeepMind's AlphaFold 2.3 rejects hits with at most 10 % of the query aligned,
+  fewer than 10 template residues, or a template that is an exact subsequence of
+  the query covering over 95 % of it; the ``alphafold-colabfold`` fork dropped
   these checks from ``templates._assess_hhsearch_hit``. With
   ``TemplateSettings.deepmind_prefilter`` (the default) foldflow applies them;
 * hits carry ``sum_probs=0`` instead of ``None``: AlphaFold stores 0 for None and
@@ -35,10 +40,12 @@ from pathlib import Path
 import pyhmmer
 from alphafold.data import parsers, templates
 from pyhmmer.easel import Alphabet, DigitalSequenceBlock, MSAFile, SequenceFile
+from alphafold.data.tools.hhsearch import HHSearch
 from pyhmmer.plan7 import Background, Builder, TopHits
 
 from foldflow.config import TemplateConfig
 from foldflow.features import FeatureDict
+from foldflow.msa.tools import ToolError, find_binary, version_line
 
 log = logging.getLogger(__name__)
 
@@ -47,9 +54,11 @@ _ALPHABET = Alphabet.amino()
 HMMSEARCH_THRESHOLDS = dict(F1=0.1, F2=0.1, F3=0.1, E=100.0, incE=100.0, domE=100.0, incdomE=100.0)
 # hmmbuild names the HMM after the MSA file when the MSA has none; AlphaFold writes query.msa.
 _HMM_NAME = "query"
-# DeepMind AlphaFold 2.3 templates._assess_hhsearch_hit: min_align_ratio and the minimum length.
+# DeepMind AlphaFold 2.3 templates._assess_hhsearch_hit: min_align_ratio, the minimum length and
+# max_subsequence_ratio (a duplicate of the query).
 _MIN_ALIGN_RATIO = 0.1
 _MIN_TEMPLATE_LENGTH = 10
+_MAX_SUBSEQUENCE_RATIO = 0.95
 
 
 @dataclasses.dataclass(frozen=True)
@@ -118,6 +127,67 @@ class ResidentSeqres:
         """Stockholm text as ``hmmsearch -A`` writes it (what ``Hmmsearch.query`` returns)."""
         return _stockholm(self.hits(uniref90_sto), _HMM_NAME)
 
+    # the searcher interface of TemplateSearch
+    hits_file = "pdb_hits.sto"
+    featurizer = templates.HmmsearchHitFeaturizer
+
+    @property
+    def version(self) -> str:
+        return hmmsearch_version()
+
+    def warm(self) -> None:
+        self.sequences  # read the seqres now, before the first target needs it
+
+    def parse(self, hits: str, query_sequence: str) -> list[parsers.TemplateHit]:
+        return template_hits(hits, query_sequence)
+
+    def setup_problem(self) -> str | None:
+        return None if self.path.is_file() else f"no PDB seqres file {self.path}"
+
+
+# The files of a PDB70 database prefix hhsearch reads.
+PDB70_SUFFIXES = ("_a3m.ffdata", "_a3m.ffindex", "_hhm.ffdata", "_hhm.ffindex", "_cs219.ffdata", "_cs219.ffindex")
+
+
+class HHsearchPdb70:
+    """AlphaFold's hhsearch of PDB70 with the uniref90 MSA (deduplicated, empty columns dropped, as A3M)."""
+
+    hits_file = "pdb_hits.hhr"
+    featurizer = templates.HhsearchHitFeaturizer
+
+    def __init__(self, database: Path, binary: str):
+        self.database = Path(database)
+        self.binary_name = binary
+
+    @functools.cached_property
+    def binary(self) -> str:
+        return find_binary(self.binary_name, "msa.templates.hhsearch_binary")
+
+    @functools.cached_property
+    def version(self) -> str:
+        return version_line([self.binary, "-h"], "HHsearch")
+
+    def warm(self) -> None:
+        """hhsearch is a process per query; the database stays in the page cache between them."""
+
+    def search(self, uniref90_sto: str) -> str:
+        """The .hhr text ``HHSearch.query`` returns."""
+        a3m = parsers.convert_stockholm_to_a3m(_template_msa(uniref90_sto))
+        return HHSearch(binary_path=self.binary, databases=[str(self.database)]).query(a3m)
+
+    def parse(self, hits: str, query_sequence: str) -> list[parsers.TemplateHit]:
+        return list(parsers.parse_hhr(hits))
+
+    def setup_problem(self) -> str | None:
+        try:
+            self.binary
+        except ToolError as error:
+            return str(error)
+        if missing := [suffix for suffix in PDB70_SUFFIXES if not Path(f"{self.database}{suffix}").is_file()]:
+            return (f"no PDB70 database at {self.database} (missing {self.database.name}{missing[0]}; build one "
+                    f"with: foldflow databases build hhsearch PDB_SEQRES_FASTA {self.database})")
+        return None
+
 
 def template_hits(hmmsearch_sto: str, query_sequence: str) -> list[parsers.TemplateHit]:
     """AlphaFold's ``Hmmsearch.get_template_hits``: Stockholm to A3M, then ``parse_hmmsearch_a3m``."""
@@ -126,9 +196,10 @@ def template_hits(hmmsearch_sto: str, query_sequence: str) -> list[parsers.Templ
 
 
 @functools.lru_cache(maxsize=4)
-def _featurizer(mmcif_dir: Path, settings: TemplateSettings) -> templates.HmmsearchHitFeaturizer:
-    """Built once per directory and settings (it globs the directory and reads the obsolete list)."""
-    return templates.HmmsearchHitFeaturizer(
+def _featurizer(mmcif_dir: Path, settings: TemplateSettings,
+                kind: type[templates.TemplateHitFeaturizer]) -> templates.TemplateHitFeaturizer:
+    """Built once per directory, settings and kind (it globs the directory and reads the obsolete list)."""
+    return kind(
         mmcif_dir=str(mmcif_dir), max_template_date=settings.max_template_date, max_hits=settings.max_hits,
         kalign_binary_path=settings.kalign, release_dates_path=None,
         obsolete_pdbs_path=str(settings.obsolete_pdbs_path) if settings.obsolete_pdbs_path else None)
@@ -145,23 +216,33 @@ def _has_structure(hit: parsers.TemplateHit, mmcif_dir: Path, obsolete: dict[str
 
 
 def _passes_deepmind_prefilter(hit: parsers.TemplateHit, query_sequence: str) -> bool:
-    """DeepMind's align-ratio and length checks (its duplicate check never fires for hmmsearch hits)."""
-    return (hit.aligned_cols / len(query_sequence) > _MIN_ALIGN_RATIO
-            and len(hit.hit_sequence.replace("-", "")) >= _MIN_TEMPLATE_LENGTH)
+    """DeepMind's align-ratio, length and duplicate checks (``templates._assess_hhsearch_hit``)."""
+    template = hit.hit_sequence.replace("-", "")
+    duplicate = template in query_sequence and len(template) / len(query_sequence) > _MAX_SUBSEQUENCE_RATIO
+    return (hit.aligned_cols / len(query_sequence) > _MIN_ALIGN_RATIO and not duplicate
+            and len(template) >= _MIN_TEMPLATE_LENGTH)
 
 
 def template_features(query_sequence: str, hmmsearch_sto: str, mmcif_dir: Path,
                       settings: TemplateSettings) -> tuple[FeatureDict, int]:
+    """AlphaFold's template features of hmmsearch hits and the number of templates found."""
+    return featurise_hits(query_sequence, template_hits(hmmsearch_sto, query_sequence), mmcif_dir, settings,
+                          templates.HmmsearchHitFeaturizer)
+
+
+def featurise_hits(query_sequence: str, hits: list[parsers.TemplateHit], mmcif_dir: Path,
+                   settings: TemplateSettings,
+                   kind: type[templates.TemplateHitFeaturizer]) -> tuple[FeatureDict, int]:
     """AlphaFold's template features and the number of templates found.
 
-    With none found the features are ``HmmsearchHitFeaturizer``'s own single
-    all-zero template (what AlphaFold 2.3 feeds the model) and the count is 0.
+    With none found the features are the featurizer's own single all-zero template (what AlphaFold 2.3
+    feeds the model) and the count is 0.
     """
     mmcif_dir = Path(mmcif_dir)
-    featurizer = _featurizer(mmcif_dir, settings)
-    # sum_probs 0 instead of None: the same order and features (AlphaFold writes 0 for None), but a
-    # hit that fails featurisation is reported instead of crashing AlphaFold's "%.2f" error message.
-    hits = [dataclasses.replace(hit, sum_probs=0.0) for hit in template_hits(hmmsearch_sto, query_sequence)
+    featurizer = _featurizer(mmcif_dir, settings, kind)
+    # sum_probs 0 instead of None (hmmsearch hits): the same order and features (AlphaFold writes 0 for
+    # None), but a hit that fails featurisation is reported instead of crashing AlphaFold's "%.2f" message.
+    hits = [dataclasses.replace(hit, sum_probs=hit.sum_probs or 0.0) for hit in hits
             if _has_structure(hit, mmcif_dir, featurizer._obsolete_pdbs)
             and (not settings.deepmind_prefilter or _passes_deepmind_prefilter(hit, query_sequence))]
     result = featurizer.get_templates(query_sequence=query_sequence, hits=hits)
@@ -172,23 +253,37 @@ def template_features(query_sequence: str, hmmsearch_sto: str, mmcif_dir: Path,
 
 
 class TemplateSearch:
-    """A run's template search: the PDB seqres resident, hits featurised from the mmCIF folder."""
+    """A run's template search (hmmsearch with the PDB seqres resident, or hhsearch of PDB70), hits
+    featurised from the mmCIF folder."""
 
     def __init__(self, config: TemplateConfig):
         self.config = config
-        self.seqres = ResidentSeqres(config.pdb_seqres)
+        self.searcher = (HHsearchPdb70(config.pdb70, config.hhsearch_binary) if config.engine == "hhsearch"
+                         else ResidentSeqres(config.pdb_seqres))
         self.settings = TemplateSettings(max_template_date=config.max_template_date, max_hits=config.max_hits,
                                          obsolete_pdbs_path=config.obsolete_pdbs)
 
     @property
     def version(self) -> str:
-        return hmmsearch_version()
+        return self.searcher.version
+
+    @property
+    def hits_file(self) -> str:
+        """AlphaFold's name for the hits under msas/: pdb_hits.sto (hmmsearch) or pdb_hits.hhr (hhsearch)."""
+        return self.searcher.hits_file
 
     def warm(self) -> None:
-        self.seqres.sequences  # read the seqres now, before the first target needs it
+        self.searcher.warm()
+
+    def setup_problem(self) -> str | None:
+        """What is missing on this machine (one line), None when the search can run."""
+        if problem := self.searcher.setup_problem():
+            return problem
+        return None if self.config.mmcif_dir.is_dir() else f"no mmCIF folder {self.config.mmcif_dir}"
 
     def search(self, uniref90_sto: str) -> str:
-        return self.seqres.search(uniref90_sto)
+        return self.searcher.search(uniref90_sto)
 
-    def featurise(self, sequence: str, hits_sto: str) -> tuple[FeatureDict, int]:
-        return template_features(sequence, hits_sto, self.config.mmcif_dir, self.settings)
+    def featurise(self, sequence: str, hits: str) -> tuple[FeatureDict, int]:
+        return featurise_hits(sequence, self.searcher.parse(hits, sequence), self.config.mmcif_dir, self.settings,
+                              self.searcher.featurizer)

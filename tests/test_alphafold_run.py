@@ -21,7 +21,9 @@ from foldflow.store import Store
 
 pytestmark = pytest.mark.slow
 
-MONOMER = "MIEKQMDRVVKEMRRQLEMIDKLTTRGIEQVELLKRIHDKLMIRAVD"  # PDB 5y2e chain A: its entry is a template
+# PDB 5y2e chain A with one substitution (residue 24): 5y2e is its template (for 5y2e's own sequence DeepMind's
+# AlphaFold rejects the entry as a duplicate of the query).
+MONOMER = "MIEKQMDRVVKEMRRQLEMIDKLATRGIEQVELLKRIHDKLMIRAVD"
 WALKER_A = "YKGEIFALLGASGCGKSTLLRMLAGFEQPS"  # E. coli PotA residues 43-72 (tests/data/multimer)
 SIGNATURE = "HQLSGGQRQRVALARSLAKRPKLL"  # PotA residues 148-171
 FASTA = (f">mono5y2e\n{MONOMER}\n>homodimer\n{SIGNATURE}:{SIGNATURE}\n"

@@ -260,5 +260,5 @@ def test_databases_check_names_a_broken_database(databases, tmp_path):
     (tmp_path / "bad.yaml").write_text(f"msa:\n  databases:\n  - {{name: bfd, path: {broken}, engine: hhblits}}\n")
     bad = CliRunner().invoke(main, ["databases", "check", "--config", str(tmp_path / "bad.yaml")])
     assert bad.exit_code == 2
-    assert bad.output.strip() == (f"error: database 'bfd': {broken}: not an HH-suite database "
+    assert bad.output.strip() == (f"error: database 'bfd': {broken}: not an HH-suite database for hhblits "
                                   f"(missing {broken}_cs219.ffindex)")

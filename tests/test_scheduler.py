@@ -53,7 +53,7 @@ class Msa:
             raise WorkerLost("actor died")
         if job.target.id in self.fail:
             raise ValueError(f"bad MSA for {job.target.id}")
-        prepared = PreparedTarget({}, "stand-in", {}, 1, job.target.id, {}, 0, {"msa": 1}, {"msa": (0.0, 1.0)})
+        prepared = PreparedTarget({}, "stand-in", {}, 1, job.target.id, {}, 0, "", {"msa": 1}, {"msa": (0.0, 1.0)})
         return Placed(prepared, Placement(1, "msa-node")), {"features": job.target.sequence}
 
 

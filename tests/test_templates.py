@@ -8,6 +8,8 @@
 * **Coordinates**: CA atoms read from the mmCIF file with Biopython's ``MMCIFParser``, residues
   placed by the file's ``_pdbx_poly_seq_scheme``.
 * **No-template features**: ``HmmsearchHitFeaturizer.get_templates`` given no hits.
+* **hhsearch**: the HH-suite 3.3.0 binary run by hand with AlphaFold's ``-maxseq 1000000`` on a PDB70-like
+  database built here from the seqres sample.
 """
 
 from __future__ import annotations
@@ -26,11 +28,11 @@ from alphafold.data.tools import hmmsearch as af_hmmsearch
 from Bio.PDB import MMCIFParser
 from Bio.PDB.MMCIF2Dict import MMCIF2Dict
 
-from foldflow.config import BUNDLED_DB_DIR, DatabaseConfig, MsaConfig
+from foldflow.config import BUNDLED_DB_DIR, DatabaseConfig, MsaConfig, TemplateConfig
 from foldflow.features import build_features
 from foldflow.msa.alignment import QUERY_NAME
 from foldflow.msa.jackhmmer import ResidentDatabases
-from foldflow.templates import ResidentSeqres, TemplateSettings, template_features, template_hits
+from foldflow.templates import ResidentSeqres, TemplateSearch, TemplateSettings, template_features, template_hits
 from conftest import DATA, debian_binary, small_model_config
 
 TEMPLATE_DATA = DATA / "templates"
@@ -41,6 +43,9 @@ SEQRES_ENTRIES = dict(zip(*reversed(parsers.parse_fasta(SEQRES.read_text()))))
 # Chain A of PDB 5y2e (47 aa, released 2018-03-14): in the seqres database and in pdb_mmcif/.
 TEMPLATE_ENTRY = "5y2e_A mol:protein length:47  Non-structural glycoprotein 4"
 TEMPLATE_QUERY = SEQRES_ENTRIES[TEMPLATE_ENTRY]
+# A close homologue of 5y2e_A (one substitution): 5y2e_A is its template. For TEMPLATE_QUERY itself DeepMind's
+# AlphaFold rejects 5y2e_A as a duplicate (an exact subsequence covering over 95 % of the query).
+HOMOLOGUE = TEMPLATE_QUERY[:23] + "A" + TEMPLATE_QUERY[24:]
 RELEASED = "2018-03-14"
 # 2q2k chain A with AlphaFold's real uniref90 MSA: many weak hits (E <= 100), none in pdb_mmcif/.
 UNIREF90_2Q2K = (TEMPLATE_DATA / "2q2k_A_uniref90_hits.sto").read_text()
@@ -171,16 +176,27 @@ def assert_model_accepts(sequence: str, features: dict) -> dict:
 
 
 def test_template_found_and_max_template_date(seqres, uniref90_msa):
-    sto = seqres.search(uniref90_msa(TEMPLATE_QUERY))
-    features, found = template_features(TEMPLATE_QUERY, sto, MMCIF_DIR, LATE)
+    assert HOMOLOGUE != TEMPLATE_QUERY
+    sto = seqres.search(uniref90_msa(HOMOLOGUE))
+    features, found = template_features(HOMOLOGUE, sto, MMCIF_DIR, LATE)
     assert found == 1  # the other hits have no mmCIF file here
     assert_template_is_5y2e(features)
-    processed = assert_model_accepts(TEMPLATE_QUERY, features)
+    processed = assert_model_accepts(HOMOLOGUE, features)
     assert processed["template_mask"].tolist() == [1, 0, 0, 0]
 
     day_before = TemplateSettings(max_template_date="2018-03-13")
-    assert template_features(TEMPLATE_QUERY, sto, MMCIF_DIR, day_before)[1] == 0
-    assert template_features(TEMPLATE_QUERY, sto, MMCIF_DIR, TemplateSettings(max_template_date=RELEASED))[1] == 1
+    assert template_features(HOMOLOGUE, sto, MMCIF_DIR, day_before)[1] == 0
+    assert template_features(HOMOLOGUE, sto, MMCIF_DIR, TemplateSettings(max_template_date=RELEASED))[1] == 1
+
+
+def test_deepmind_rejects_the_query_itself_as_a_duplicate(seqres, uniref90_msa):
+    """DeepMind's AlphaFold 2.3 drops a template that is an exact subsequence covering over 95 % of the query
+    (duplicate PDB entries of the query); the alphafold-colabfold fork keeps it."""
+    sto = seqres.search(uniref90_msa(TEMPLATE_QUERY))
+    assert template_hits(sto, TEMPLATE_QUERY)[0].name == "5y2e_A"
+    assert template_features(TEMPLATE_QUERY, sto, MMCIF_DIR, LATE)[1] == 0
+    fork = TemplateSettings(LATE.max_template_date, deepmind_prefilter=False)
+    assert template_features(TEMPLATE_QUERY, sto, MMCIF_DIR, fork)[1] == 1
 
 
 def test_template_realigned_with_kalign(kalign, uniref90_msa, tmp_path, caplog):
@@ -247,3 +263,63 @@ def test_no_template(case, seqres, uniref90_msa, tmp_path):
     assert features["template_all_atom_positions"].shape == (1, len(query), residue_constants.atom_type_num, 3)
     processed = assert_model_accepts(query, features)
     assert not processed["template_all_atom_masks"].any()
+
+
+# -- hhsearch of PDB70 (AlphaFold's other template searcher) -------------------------------------------------
+@pytest.fixture(scope="module")
+def pdb70(tmp_path_factory) -> Path:
+    """A PDB70-like database built by `foldflow databases build hhsearch` from the seqres sample's first 40
+    entries and those with an mmCIF file here."""
+    from click.testing import CliRunner
+    from foldflow.cli import main
+    from foldflow.msa.databases import read_fasta
+
+    debian_binary("hhsearch", "hhsuite")
+    folder = tmp_path_factory.mktemp("pdb70")
+    with_structures = {path.stem for path in MMCIF_DIR.glob("*.cif")}
+    records = read_fasta(SEQRES)
+    subset = records[:40] + [r for r in records[40:] if r[0][:4] in with_structures]
+    (folder / "seqres.fasta").write_text("".join(f"{header}\n{sequence}\n" for _, header, sequence in subset))
+    result = CliRunner().invoke(main, ["databases", "build", "hhsearch", str(folder / "seqres.fasta"),
+                                       str(folder / "pdb70")])
+    assert result.exit_code == 0 and "found itself" in result.output, result.output
+    return folder / "pdb70"
+
+
+def _without_run_lines(hhr: str) -> str:
+    return "\n".join(line for line in hhr.splitlines() if not line.startswith(("Date", "Command")))
+
+
+def test_hhsearch_equals_the_binary_run_by_hand(pdb70, uniref90_msa, tmp_path):
+    """AlphaFold's HHSearch wrapper as foldflow calls it gives the .hhr of `hhsearch -maxseq 1000000` run by
+    hand on the same A3M (the uniref90 MSA deduplicated, empty columns removed: pipeline.py's steps)."""
+    msa = uniref90_msa(HOMOLOGUE)
+    ours = TemplateSearch(TemplateConfig(engine="hhsearch", pdb70=pdb70, mmcif_dir=MMCIF_DIR)).search(msa)
+    a3m = parsers.convert_stockholm_to_a3m(parsers.remove_empty_columns_from_stockholm_msa(
+        parsers.deduplicate_stockholm_msa(msa)))
+    (tmp_path / "query.a3m").write_text(a3m)
+    subprocess.run([debian_binary("hhsearch", "hhsuite"), "-i", tmp_path / "query.a3m", "-o", tmp_path / "hand.hhr",
+                    "-maxseq", "1000000", "-d", pdb70], check=True, capture_output=True)
+    assert _without_run_lines(ours) == _without_run_lines((tmp_path / "hand.hhr").read_text())
+    assert parsers.parse_hhr(ours)[0].name.startswith("5y2e_A")
+
+
+def test_hhsearch_templates_are_featurised_by_hhsearch_rules(pdb70, uniref90_msa, kalign):
+    """The close homologue gets 5y2e from PDB70 as from PDB seqres; the query itself does not (duplicate)."""
+    search = TemplateSearch(TemplateConfig(engine="hhsearch", pdb70=pdb70, mmcif_dir=MMCIF_DIR,
+                                           max_template_date=LATE.max_template_date))
+    assert search.hits_file == "pdb_hits.hhr"
+    features, found = search.featurise(HOMOLOGUE, search.search(uniref90_msa(HOMOLOGUE)))
+    assert found == 1
+    assert_template_is_5y2e(features)
+    assert search.featurise(TEMPLATE_QUERY, search.search(uniref90_msa(TEMPLATE_QUERY)))[1] == 0
+
+
+def test_hhsearch_setup_problems_are_one_line(tmp_path):
+    missing = TemplateSearch(TemplateConfig(engine="hhsearch", pdb70=tmp_path / "pdb70", mmcif_dir=MMCIF_DIR))
+    assert missing.setup_problem() == (
+        f"no PDB70 database at {tmp_path}/pdb70 (missing pdb70_a3m.ffdata; build one with: "
+        f"foldflow databases build hhsearch PDB_SEQRES_FASTA {tmp_path}/pdb70)")
+    no_binary = TemplateSearch(TemplateConfig(engine="hhsearch", pdb70=tmp_path / "pdb70",
+                                              hhsearch_binary="/opt/none/hhsearch"))
+    assert no_binary.setup_problem().startswith("/opt/none/hhsearch: not found (install the Debian package hhsuite")

@@ -7,6 +7,8 @@
 * MMseqs2: ColabFold's layout (:mod:`foldflow.msa.mmseqs`): ``createdb`` of every sequence (``_seq``),
   ``cluster`` at 30 % identity (UniRef30-like), ``createsubdb`` of the representatives (the searched
   database), ``align`` of each representative to its members (``_aln``), then ``createindex``.
+* HH-suite PDB70-like (hhsearch templates): the same ``_a3m`` and ``_cs219`` pairs plus ``_hhm``, one HMM
+  per entry made by ``hhmake`` through ``ffindex_apply`` (HH-suite's own recipe).
 * pyhmmer reads FASTA files as they are.
 
 :func:`check_database` verifies one: files present, sizes, and a test query (its first sequence must find
@@ -20,11 +22,14 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from foldflow.msa.hhblits import HHBLITS_DATABASE_SUFFIXES, missing_hhblits_files
+from alphafold.data import parsers
+
+from foldflow.msa.hhblits import HHBLITS_DATABASE_SUFFIXES
 from foldflow.msa.mmseqs import colabfold_search, has_index, missing_mmseqs_parts
 from foldflow.msa.tools import HHSUITE_DATA, ToolError, cstranslate_binary, find_binary, run
+from foldflow.templates import PDB70_SUFFIXES
 
-BUILDABLE = ("hhblits", "mmseqs2")
+BUILDABLE = ("hhblits", "hhsearch", "mmseqs2")
 
 # What the full databases need, from each project's own download scripts and READMEs.
 FULL_DOWNLOADS = """\
@@ -79,7 +84,10 @@ def _write_ffindex(prefix: str, entries: list[tuple[str, bytes]]) -> None:
     Path(f"{prefix}.ffindex").write_text("".join(index))
 
 
-def build_hhblits_database(fasta: Path, prefix: Path, limit: int | None = None) -> BuiltDatabase:
+def build_hhblits_database(fasta: Path, prefix: Path, limit: int | None = None,
+                           hmms: bool = False) -> BuiltDatabase:
+    """An HH-suite database of single-sequence entries; with ``hmms`` also their ``_hhm`` (PDB70-like, for
+    hhsearch)."""
     start = time.perf_counter()
     records = read_fasta(fasta, limit)
     names = [name for name, _, _ in records]
@@ -87,10 +95,16 @@ def build_hhblits_database(fasta: Path, prefix: Path, limit: int | None = None) 
         raise ValueError(f"{fasta}: sequence names (first word of each header) must be unique for HH-suite")
     prefix.parent.mkdir(parents=True, exist_ok=True)
     _write_ffindex(f"{prefix}_a3m", [(name, f"{header}\n{sequence}\n".encode()) for name, header, sequence in records])
+    if hmms:
+        run([find_binary("ffindex_apply", "PATH"), f"{prefix}_a3m.ffdata", f"{prefix}_a3m.ffindex",
+             "-i", f"{prefix}_hhm.ffindex", "-d", f"{prefix}_hhm.ffdata", "--",
+             find_binary("hhmake", "PATH"), "-i", "stdin", "-o", "stdout", "-v", "0"], f"hhmake {prefix}_a3m")
+        index = Path(f"{prefix}_hhm.ffindex")
+        index.write_text("".join(sorted(index.read_text().splitlines(keepends=True))))
     run([cstranslate_binary(), "-A", HHSUITE_DATA / "cs219.lib", "-D", HHSUITE_DATA / "context_data.lib",
          "-x", "0.3", "-c", "4", "-f", "-I", "a3m", "-i", f"{prefix}_a3m", "-o", f"{prefix}_cs219"],
         f"cstranslate {prefix}_a3m")
-    return BuiltDatabase("hhblits", prefix, len(records), time.perf_counter() - start)
+    return BuiltDatabase("hhsearch" if hmms else "hhblits", prefix, len(records), time.perf_counter() - start)
 
 
 def build_mmseqs_database(fasta: Path, prefix: Path, threads: int = 1, min_seq_id: float = 0.3,
@@ -120,8 +134,8 @@ def build_mmseqs_database(fasta: Path, prefix: Path, threads: int = 1, min_seq_i
 
 def build_database(engine: str, fasta: Path, prefix: Path, threads: int = 1, limit: int | None = None,
                    index: bool = True) -> BuiltDatabase:
-    if engine == "hhblits":
-        return build_hhblits_database(fasta, prefix, limit)
+    if engine in ("hhblits", "hhsearch"):
+        return build_hhblits_database(fasta, prefix, limit, hmms=engine == "hhsearch")
     if engine == "mmseqs2":
         return build_mmseqs_database(fasta, prefix, threads, index=index, limit=limit)
     raise ValueError(f"foldflow builds databases for {' and '.join(BUILDABLE)}, not '{engine}' "
@@ -168,27 +182,30 @@ def _a3m_hits(a3m: str) -> list[str]:
     return [row.replace("-", "") for row in rows[1:] if row == row.upper()]
 
 
-def _hhblits_hit_names(binary: str, sequence: str, prefix: Path, cpus: int) -> list[str]:
-    """Names in hhblits' hit list (the A3M drops a hit identical to the query, so the .hhr is read)."""
-    with tempfile.TemporaryDirectory(prefix="foldflow-hhblits-check-") as tmp:
+def _hh_hit_names(binary: str, sequence: str, prefix: Path, cpus: int, iterations: list[str]) -> list[str]:
+    """Names in hhblits' or hhsearch's hit list (hhblits' A3M drops a hit identical to the query, so the
+    .hhr is read)."""
+    with tempfile.TemporaryDirectory(prefix="foldflow-hh-check-") as tmp:
         query, hits = Path(tmp) / "query.fasta", Path(tmp) / "hits.hhr"
         query.write_text(f">query\n{sequence}\n")
-        run([binary, "-i", query, "-o", hits, "-n", "1", "-cpu", str(cpus), "-d", prefix], f"hhblits against {prefix}")
-        lines = hits.read_text().splitlines()
-    table = lines[next(i for i, line in enumerate(lines) if line.lstrip().startswith("No Hit")) + 1:]
-    return [line.split()[1] for line in table if line.strip() and line.split()[0].isdigit()]
+        run([binary, "-i", query, "-o", hits, *iterations, "-cpu", str(cpus), "-d", prefix],
+            f"{Path(binary).name} against {prefix}")
+        return [hit.name.split()[0] for hit in parsers.parse_hhr(hits.read_text())]
 
 
 def check_database(engine: str, prefix: Path, cpus: int = 1, hhblits: str = "hhblits",
-                   mmseqs: str = "mmseqs") -> list[str]:
+                   mmseqs: str = "mmseqs", hhsearch: str = "hhsearch") -> list[str]:
     """Lines describing a complete database (files, sizes, a test query that finds its own entry);
     ToolError with one line naming what is missing or wrong."""
-    if engine == "hhblits":
-        if missing := missing_hhblits_files(prefix):
-            raise ToolError(f"{prefix}: not an HH-suite database (missing {missing[0]})")
-        files = [Path(f"{prefix}{suffix}") for suffix in HHBLITS_DATABASE_SUFFIXES]
-        binary = find_binary(hhblits, "msa.hhblits_binary")
-        search = lambda sequence: _hhblits_hit_names(binary, sequence, prefix, cpus)  # noqa: E731
+    if engine in ("hhblits", "hhsearch"):
+        suffixes = PDB70_SUFFIXES if engine == "hhsearch" else HHBLITS_DATABASE_SUFFIXES
+        files = [Path(f"{prefix}{suffix}") for suffix in suffixes]
+        if missing := [path for path in files if not path.is_file()]:
+            raise ToolError(f"{prefix}: not an HH-suite database for {engine} (missing {missing[0]})")
+        binary = find_binary(hhblits if engine == "hhblits" else hhsearch,
+                             f"msa.{engine}_binary" if engine == "hhblits" else "msa.templates.hhsearch_binary")
+        iterations = ["-n", "1"] if engine == "hhblits" else []
+        search = lambda sequence: _hh_hit_names(binary, sequence, prefix, cpus, iterations)  # noqa: E731
         entries = _test_entries_hhblits(prefix, TEST_QUERIES)
     elif engine == "mmseqs2":
         if missing := missing_mmseqs_parts(prefix):
@@ -203,7 +220,7 @@ def check_database(engine: str, prefix: Path, cpus: int = 1, hhblits: str = "hhb
         return [f"{prefix}: FASTA, {_size([prefix])}, {len(read_fasta(prefix))} sequences"]
     for name, sequence in entries:
         found = search(sequence)
-        if (name if engine == "hhblits" else sequence) in found:
+        if (sequence if engine == "mmseqs2" else name) in found:
             break
     else:
         raise ToolError(f"{prefix}: searches for its first {len(entries)} sequences did not find them")

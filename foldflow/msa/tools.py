@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 # Debian packages that install each binary (bookworm: hhsuite 3.3.0, mmseqs2 14-7e284).
-PACKAGES = {"hhblits": "hhsuite", "hhsearch": "hhsuite", "ffindex_build": "hhsuite", "mmseqs": "mmseqs2"}
+PACKAGES = {"hhblits": "hhsuite", "hhsearch": "hhsuite", "hhmake": "hhsuite", "ffindex_apply": "hhsuite", "mmseqs": "mmseqs2"}
 # HH-suite's column-state translator: the Debian wrapper script does not start, its SIMD binaries do
 # (../shared/NOTES-msa.md); the libraries it needs ship in hhsuite-data.
 CSTRANSLATE_BINARIES = [Path("/usr/libexec/hhsuite") / f"cstranslate-{simd}" for simd in ("avx2", "sse2", "plain")]
