@@ -77,10 +77,11 @@ def check_local_setup(config: RunConfig, models: list[str] | None = None) -> Non
             if problem := engine.missing(database):
                 raise SetupError(problem)
     if config.msa.templates.enabled:
-        from foldflow.templates import TemplateSearch
+        from foldflow.templates import template_searches
 
-        if problem := TemplateSearch(config.msa.templates).setup_problem():
-            raise SetupError(f"templates: {problem} (or run with --no-templates)")
+        for search in template_searches(config.msa.templates).values():
+            if problem := search.setup_problem():
+                raise SetupError(f"templates: {problem} (or run with --no-templates)")
 
 
 @dataclass

@@ -77,11 +77,13 @@ NO_TEMPLATE_DATE_LIMIT = "2100-01-01"
 
 
 class TemplateConfig(_Strict):
-    """AlphaFold 2.3's template search: hmmsearch of PDB seqres (its multimer and default monomer way) or
-    hhsearch of PDB70 (its monomer way before 2.3's unified search), hits featurised from an mmCIF folder."""
+    """AlphaFold 2.3's template search, hits featurised from an mmCIF folder: hmmsearch of PDB seqres
+    (AlphaFold-Multimer's search), hhsearch of PDB70 (AlphaFold's monomer search), or ``alphafold``: each by
+    the target's kind, as run_alphafold does (monomers hhsearch, complexes hmmsearch)."""
 
     enabled: bool = True
-    engine: Literal["hmmsearch", "hhsearch"] = "hmmsearch"
+    # The bundled data have no PDB70, so the default searches PDB seqres for every target.
+    engine: Literal["hmmsearch", "hhsearch", "alphafold"] = "hmmsearch"
     pdb_seqres: Path = BUNDLED_DB_DIR / "pdb_seqres_mini.fasta"  # hmmsearch's database
     pdb70: Path | None = None  # hhsearch's database: an HH-suite prefix (foldflow databases build hhsearch)
     hhsearch_binary: str = "hhsearch"
@@ -93,9 +95,16 @@ class TemplateConfig(_Strict):
 
     @model_validator(mode="after")
     def _hhsearch_needs_pdb70(self) -> TemplateConfig:
-        if self.enabled and self.engine == "hhsearch" and self.pdb70 is None:
-            raise ValueError("msa.templates.engine hhsearch needs msa.templates.pdb70 (an HH-suite database prefix)")
+        if self.enabled and self.engine != "hmmsearch" and self.pdb70 is None:
+            raise ValueError(f"msa.templates.engine {self.engine} needs msa.templates.pdb70 (an HH-suite database "
+                             "prefix: foldflow databases build hhsearch)")
         return self
+
+    def engine_for(self, is_complex: bool) -> str:
+        """The searcher of a target's templates: hmmsearch or hhsearch."""
+        if self.engine == "alphafold":
+            return "hmmsearch" if is_complex else "hhsearch"
+        return self.engine
 
 
 class MsaConfig(_Strict):

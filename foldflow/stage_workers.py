@@ -19,7 +19,7 @@ from foldflow.models import load_model
 from foldflow.models.base import CompileStats, Model
 from foldflow.msa.registry import engines_for
 from foldflow.stages import Placed, Placement, predict_target, prepare_target, relax_target, write_outputs
-from foldflow.templates import TemplateSearch
+from foldflow.templates import template_searches
 from foldflow.steps import StepCache
 from foldflow.store import Store
 from foldflow.targets import Target
@@ -62,13 +62,13 @@ class MsaStage(_Worker):
         resident = {"upcoming": upcoming, "stored": self.cache.has_alignment,
                     **({"fan_out": shard_fan_out} if shard_fan_out else {})}
         self.engines = engines_for(config, **resident)
-        self.templates = TemplateSearch(config.templates) if config.templates.enabled else None
+        self.templates = template_searches(config.templates) if config.templates.enabled else None
 
     def warm(self) -> None:
         for engine in self.engines:
             engine.warm()
-        if self.templates is not None:
-            self.templates.warm()
+        for search in {id(s): s for s in (self.templates or {}).values()}.values():
+            search.warm()
 
     def info(self) -> dict:
         facts = [engine.info() for engine in self.engines]
@@ -78,7 +78,8 @@ class MsaStage(_Worker):
                 "residues": sum(f.get("residues", 0) for f in facts)}
 
     def prepare(self, job: StepJob) -> tuple[Placed, FeatureDict]:
-        prepared, features = prepare_target(job.target, self.engines, self.templates, self.cache, self.config)
+        templates = self.templates[job.target.is_complex] if self.templates else None
+        prepared, features = prepare_target(job.target, self.engines, templates, self.cache, self.config)
         return Placed(prepared, self.placement()), features
 
 

@@ -132,7 +132,7 @@ def _chain_templates(sequence: str, alignments: list[tuple[str, Alignment]], sea
     uniref90 = next(((key, a) for key, a in alignments if a.database == "uniref90" and a.format == "sto"), None)
     if uniref90 is None:
         return None
-    key = templates_key(uniref90[0], settings, search.version)
+    key = templates_key(uniref90[0], settings, search.engine, search.version)
 
     def compute() -> dict:
         hits = search.search(uniref90[1].text)

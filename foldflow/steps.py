@@ -71,19 +71,19 @@ def features_key(sequence: str, alignment_keys: list[str], deduplicate: bool,
                        versions={"foldflow": VERSIONS["foldflow"], "alphafold": VERSIONS["alphafold-colabfold"]})
 
 
-def templates_key(uniref90_key: str, templates: TemplateConfig, searcher_version: str) -> str:
+def templates_key(uniref90_key: str, templates: TemplateConfig, engine: str, searcher_version: str) -> str:
     """Key of one chain's templates: its uniref90 alignment (the query's source), the searcher and its
     database (PDB seqres or PDB70), the mmCIF folder, the date limit, the obsolete list and the hit limit."""
     mmcif = templates.mmcif_dir.stat()
     obsolete = templates.obsolete_pdbs
-    searched = {"seqres": prefix_fingerprint(templates.pdb_seqres)} if templates.engine == "hmmsearch" else \
+    searched = {"seqres": prefix_fingerprint(templates.pdb_seqres)} if engine == "hmmsearch" else \
         {"engine": "hhsearch", "pdb70": prefix_fingerprint(templates.pdb70)}
     return content_key(
         "templates", uniref90=uniref90_key, **searched, prefilter="deepmind-2.3: align ratio, duplicate, length",
         mmcif=f"{templates.mmcif_dir.resolve()}:{mmcif.st_mtime_ns}",
         obsolete=f"{obsolete.resolve()}:{obsolete.stat().st_mtime_ns}" if obsolete else None,
         max_template_date=templates.max_template_date, max_hits=templates.max_hits,
-        versions={templates.engine: searcher_version, "alphafold": VERSIONS["alphafold-colabfold"]})
+        versions={engine: searcher_version, "alphafold": VERSIONS["alphafold-colabfold"]})
 
 
 def relax_key(prediction: str, settings: dict, openmm_version: str) -> str:

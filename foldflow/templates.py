@@ -253,12 +253,14 @@ def featurise_hits(query_sequence: str, hits: list[parsers.TemplateHit], mmcif_d
 
 
 class TemplateSearch:
-    """A run's template search (hmmsearch with the PDB seqres resident, or hhsearch of PDB70), hits
-    featurised from the mmCIF folder."""
+    """One template search (hmmsearch with the PDB seqres resident, or hhsearch of PDB70), hits featurised
+    from the mmCIF folder."""
 
-    def __init__(self, config: TemplateConfig):
+    def __init__(self, config: TemplateConfig, engine: str | None = None):
+        """``engine``: hmmsearch or hhsearch (default: the config's, which must not be ``alphafold``)."""
         self.config = config
-        self.searcher = (HHsearchPdb70(config.pdb70, config.hhsearch_binary) if config.engine == "hhsearch"
+        self.engine = engine or config.engine
+        self.searcher = (HHsearchPdb70(config.pdb70, config.hhsearch_binary) if self.engine == "hhsearch"
                          else ResidentSeqres(config.pdb_seqres))
         self.settings = TemplateSettings(max_template_date=config.max_template_date, max_hits=config.max_hits,
                                          obsolete_pdbs_path=config.obsolete_pdbs)
@@ -287,3 +289,9 @@ class TemplateSearch:
     def featurise(self, sequence: str, hits: str) -> tuple[FeatureDict, int]:
         return featurise_hits(sequence, self.searcher.parse(hits, sequence), self.config.mmcif_dir, self.settings,
                               self.searcher.featurizer)
+
+
+def template_searches(config: TemplateConfig) -> dict[bool, TemplateSearch]:
+    """The search for monomers (False) and for complexes (True): one object where both use the same."""
+    by_engine = {engine: TemplateSearch(config, engine) for engine in {config.engine_for(c) for c in (False, True)}}
+    return {is_complex: by_engine[config.engine_for(is_complex)] for is_complex in (False, True)}

@@ -26,4 +26,7 @@ else
   fetch https://storage.googleapis.com/alphafold-databases/casp14_versions/bfd_metaclust_clu_complete_id30_c90_final_seq.sorted_opt.tar.gz bfd
   fetch https://storage.googleapis.com/alphafold-databases/v2.3/UniRef30_2021_03.tar.gz uniref30
 fi
-echo "databases and parameters in $DEST; point configs/alphafold.yaml at them"
+fetch http://wwwuser.gwdg.de/~compbiol/data/hhsuite/databases/hhsuite_dbs/old-releases/pdb70_from_mmcif_200401.tar.gz pdb70
+fetch https://files.wwpdb.org/pub/pdb/derived_data/pdb_seqres.txt pdb_seqres
+echo "databases and parameters in $DEST; point configs/alphafold.yaml at them (PDB mmCIF files and UniProt:"
+echo "AlphaFold's download_pdb_mmcif.sh and download_uniprot.sh; foldflow databases downloads lists them)"

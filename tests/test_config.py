@@ -19,6 +19,13 @@ def test_alphafold_yaml_loads():
     assert [db.name for db in config.msa.databases] == ["uniref90", "small_bfd", "mgnify"]
     assert config.model.params_dir is not None and not config.model.uses_random_params
     assert "parameters from /data/alphafold/params" in describe_setup(config)
+    assert config.msa.templates.engine_for(False) == "hhsearch" and config.msa.templates.engine_for(True) == "hmmsearch"
+
+
+def test_colabfold_yaml_loads():
+    config = load_config(ROOT / "configs" / "colabfold.yaml")
+    assert [(db.name, config.msa.engine_of(db)) for db in config.msa.searched_databases(pairing=True)] == [
+        ("uniref30", "mmseqs2"), ("colabfold_envdb", "mmseqs2"), ("uniprot", "mmseqs2")]
 
 
 def test_unknown_key_is_refused(tmp_path):

@@ -323,3 +323,20 @@ def test_hhsearch_setup_problems_are_one_line(tmp_path):
     no_binary = TemplateSearch(TemplateConfig(engine="hhsearch", pdb70=tmp_path / "pdb70",
                                               hhsearch_binary="/opt/none/hhsearch"))
     assert no_binary.setup_problem().startswith("/opt/none/hhsearch: not found (install the Debian package hhsuite")
+
+
+def test_alphafold_engine_searches_by_the_targets_kind(pdb70, tmp_path):
+    """run_alphafold's choice: hhsearch of PDB70 for a monomer, hmmsearch of PDB seqres for a complex."""
+    from foldflow.stage_workers import MsaStage, StepJob
+    from foldflow.targets import Target
+    from foldflow.templates import template_searches
+
+    settings = TemplateConfig(engine="alphafold", pdb70=pdb70, pdb_seqres=SEQRES, mmcif_dir=MMCIF_DIR)
+    assert {kind: search.engine for kind, search in template_searches(settings).items()} == {
+        False: "hhsearch", True: "hmmsearch"}
+    stage = MsaStage(MsaConfig(templates=settings, pairing_database=None), str(tmp_path / "store"))
+    monomer, _ = stage.prepare(StepJob(Target("monomer", "", HOMOLOGUE, "test")))
+    homodimer, _ = stage.prepare(StepJob(Target("homodimer", "", f"{HOMOLOGUE}:{HOMOLOGUE}", "test")))
+    assert monomer.record.template_hits_file == "pdb_hits.hhr" and monomer.record.templates == 1
+    assert parsers.parse_hhr(monomer.record.template_hits["A"])[0].name.startswith("5y2e_A")
+    assert homodimer.record.template_hits_file == "pdb_hits.sto" and homodimer.record.templates == 2
