@@ -45,6 +45,7 @@ from pyhmmer.plan7 import Background, Builder, TopHits
 
 from foldflow.config import TemplateConfig
 from foldflow.features import FeatureDict
+from foldflow.msa.hhblits import PDB70_SUFFIXES
 from foldflow.msa.tools import ToolError, find_binary, version_line
 
 log = logging.getLogger(__name__)
@@ -143,10 +144,6 @@ class ResidentSeqres:
 
     def setup_problem(self) -> str | None:
         return None if self.path.is_file() else f"no PDB seqres file {self.path}"
-
-
-# The files of a PDB70 database prefix hhsearch reads.
-PDB70_SUFFIXES = ("_a3m.ffdata", "_a3m.ffindex", "_hhm.ffdata", "_hhm.ffindex", "_cs219.ffdata", "_cs219.ffindex")
 
 
 class HHsearchPdb70:

@@ -24,10 +24,9 @@ from pathlib import Path
 
 from alphafold.data import parsers
 
-from foldflow.msa.hhblits import HHBLITS_DATABASE_SUFFIXES
+from foldflow.msa.hhblits import HHBLITS_DATABASE_SUFFIXES, PDB70_SUFFIXES
 from foldflow.msa.mmseqs import colabfold_search, has_index, missing_mmseqs_parts
 from foldflow.msa.tools import HHSUITE_DATA, ToolError, cstranslate_binary, find_binary, run
-from foldflow.templates import PDB70_SUFFIXES
 
 BUILDABLE = ("hhblits", "hhsearch", "mmseqs2")
 

@@ -12,11 +12,13 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 from typing import ClassVar
 
 from foldflow.compute import Resources
 from foldflow.config import DatabaseConfig, MsaConfig
 from foldflow.msa.alignment import Alignment
+from foldflow.msa.tools import ToolError, find_binary, version_line
 from foldflow.steps import search_key
 from foldflow.targets import Target
 
@@ -96,3 +98,26 @@ class DatabaseSearchEngine(MsaEngine):
         return [MsaStep(db.name, search_key(target.sequence, db, self.key_settings(), self.name, self.version),
                         lambda db=db: self.search(target.sequence, db))
                 for db in self._mine(pairing)]
+
+
+class ToolSearchEngine(DatabaseSearchEngine):
+    """A search engine that runs a binary, named by an MSA setting and found before the run starts."""
+
+    binary_setting: ClassVar[str]  # the MsaConfig field that names the binary
+    version_args: ClassVar[tuple[str, str]]  # (argument that prints the version, text on its line)
+
+    @cached_property
+    def binary(self) -> str:
+        return find_binary(getattr(self.config, self.binary_setting), f"msa.{self.binary_setting}")
+
+    @cached_property
+    def version(self) -> str:
+        argument, marker = self.version_args
+        return version_line([self.binary, argument], marker)
+
+    def tool_problem(self) -> str | None:
+        try:
+            self.binary
+        except ToolError as error:
+            return str(error)
+        return None

@@ -10,18 +10,18 @@ queries (one warm actor per node reads them once from disk).
 from __future__ import annotations
 
 import tempfile
-from functools import cached_property
 from pathlib import Path
 
 from alphafold.data.tools.hhblits import HHBlits
 
 from foldflow.config import DatabaseConfig
 from foldflow.msa.alignment import QUERY_NAME, Alignment
-from foldflow.msa.engine import DatabaseSearchEngine
-from foldflow.msa.tools import ToolError, find_binary, version_line
+from foldflow.msa.engine import ToolSearchEngine
 
 # Files hhblits reads for one database prefix (the _hhm files are optional: BFD ships without them).
 HHBLITS_DATABASE_SUFFIXES = ("_a3m.ffdata", "_a3m.ffindex", "_cs219.ffdata", "_cs219.ffindex")
+# The files of a PDB70 database prefix hhsearch reads (templates).
+PDB70_SUFFIXES = (*HHBLITS_DATABASE_SUFFIXES, "_hhm.ffdata", "_hhm.ffindex")
 
 
 def missing_hhblits_files(prefix: Path) -> list[Path]:
@@ -38,29 +38,16 @@ def hhblits_search(binary: str, sequence: str, prefixes: list[Path], cpus: int) 
     return result["a3m"]
 
 
-class HHblitsEngine(DatabaseSearchEngine):
+class HHblitsEngine(ToolSearchEngine):
     """hhblits with AlphaFold 2.3's flags against HH-suite databases (BFD, UniRef30)."""
 
     name = "hhblits"
     resident = False  # one process per query; the databases stay in the page cache
-
-    @cached_property
-    def binary(self) -> str:
-        return find_binary(self.config.hhblits_binary, "msa.hhblits_binary")
-
-    @cached_property
-    def version(self) -> str:
-        return version_line([self.binary, "-h"], "HHblits")
+    binary_setting = "hhblits_binary"
+    version_args = ("-h", "HHblits")
 
     def key_settings(self) -> dict:
         return {"flags": "alphafold-2.3"}  # the wrapper's defaults; extra_paths are in the database fingerprint
-
-    def tool_problem(self) -> str | None:
-        try:
-            self.binary
-        except ToolError as error:
-            return str(error)
-        return None
 
     def missing(self, database: DatabaseConfig) -> str | None:
         for prefix in (database.path, *database.extra_paths):

@@ -20,13 +20,12 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Callable, Sequence
-from functools import cached_property
 from pathlib import Path
 
 from foldflow.config import DatabaseConfig, MsaConfig
 from foldflow.msa.alignment import QUERY_NAME, Alignment
-from foldflow.msa.engine import DatabaseSearchEngine
-from foldflow.msa.tools import ToolError, find_binary, run, version_line
+from foldflow.msa.engine import ToolSearchEngine
+from foldflow.msa.tools import run
 from foldflow.steps import search_key
 
 # The run's chains in order: (sequence, searched for pairing: a heteromer's chain).
@@ -109,11 +108,13 @@ def colabfold_search(binary: str, sequences: list[str], database: Path, threads:
         return [_query_a3m((work / "out" / f"{i}.a3m").read_text(), names) for i in range(len(sequences))]
 
 
-class MMseqs2Engine(DatabaseSearchEngine):
+class MMseqs2Engine(ToolSearchEngine):
     """ColabFold's MMseqs2 search (UniRef30, ColabFoldDB-style databases), the run's chains in batches."""
 
     name = "mmseqs2"
     resident = True  # the index stays in the page cache (--db-load-mode 2); batches are kept until asked
+    binary_setting = "mmseqs_binary"
+    version_args = ("version", "")
     resident_args = ("upcoming", "stored")
 
     def __init__(self, config: MsaConfig, upcoming: UpcomingChains = (),
@@ -126,23 +127,8 @@ class MMseqs2Engine(DatabaseSearchEngine):
         self.calls = 0  # mmseqs searches run (each for a batch of queries)
         self.queries = 0
 
-    @cached_property
-    def binary(self) -> str:
-        return find_binary(self.config.mmseqs_binary, "msa.mmseqs_binary")
-
-    @cached_property
-    def version(self) -> str:
-        return version_line([self.binary, "version"], "")
-
     def key_settings(self) -> dict:
         return {"recipe": "colabfold_search", "sensitivity": self.config.mmseqs_sensitivity}
-
-    def tool_problem(self) -> str | None:
-        try:
-            self.binary
-        except ToolError as error:
-            return str(error)
-        return None
 
     def missing(self, database: DatabaseConfig) -> str | None:
         if parts := missing_mmseqs_parts(database.path):
