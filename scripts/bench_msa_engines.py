@@ -1,4 +1,4 @@
-"""Benchmark 8: the three MSA engines side by side: seconds per query and MSA depth, one batch of 50 queries.
+"""Benchmark 7: the three MSA engines side by side: seconds per query and MSA depth, one batch of 50 queries.
 
 Every engine searches the same 50 proteins of the bundled proteome (every 42nd) against the same sequences,
 through foldflow's engine classes (no Ray), with each engine's product defaults:

@@ -91,7 +91,7 @@ def build_hhblits_database(fasta: Path, prefix: Path, limit: int | None = None,
     records = read_fasta(fasta, limit)
     names = [name for name, _, _ in records]
     if len(set(names)) != len(names):
-        raise ValueError(f"{fasta}: sequence names (first word of each header) must be unique for HH-suite")
+        raise ToolError(f"{fasta}: sequence names (first word of each header) must be unique for HH-suite")
     prefix.parent.mkdir(parents=True, exist_ok=True)
     _write_ffindex(f"{prefix}_a3m", [(name, f"{header}\n{sequence}\n".encode()) for name, header, sequence in records])
     if hmms:
