@@ -111,7 +111,8 @@ def test_monomer_ranking_and_relaxation_follow_run_alphafold(run):
 
 def test_monomer_uses_its_template(run):
     tmp_path, table = run
-    assert table.loc["mono5y2e", "templates"] == 1 and table.loc["mono5y2e", "template_searches"] == 1
+    # 5y2e_A and 7rye_J (the same protein in another entry), both in the bundled mmCIF folder
+    assert table.loc["mono5y2e", "templates"] == 2 and table.loc["mono5y2e", "template_searches"] == 1
     hits = (tmp_path / "out" / "mono5y2e" / "msas" / "pdb_hits.sto").read_text()
     assert "5y2e_A" in hits
     assert (tmp_path / "out" / "mono5y2e" / "msas" / "uniref90_hits.sto").is_file()
