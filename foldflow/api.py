@@ -180,6 +180,24 @@ def predict(fasta: str | Path, out: str | Path, config: RunConfig | str | Path |
     return _execute(manifest, config, book)
 
 
+def design(out: str | Path, config: RunConfig | str | Path | None = None, **overrides):
+    """Run a design campaign (``config.design``) into ``out``: backbones -> ProteinMPNN -> refold and filter
+    -> relaxation -> ``out/designs/*.parquet``. Running it again into the same folder resumes it: designs
+    already written are not made again. Returns the run's :class:`~foldflow.pipeline.design.DesignRun`
+    (``.parquet``: the folder to read with pandas)."""
+    from foldflow.pipeline.design import run_design
+
+    config = config if isinstance(config, RunConfig) else load_config(config)
+    config = apply_overrides(config, overrides)
+    if config.model.uses_random_params:
+        log.warning(f"foldflow design: refolding with {config.design.refold_model} with RANDOM parameters: pLDDT, "
+                    "TM-score, RMSD and pass/fail are NOT meaningful; ProteinMPNN uses its real weights")
+    missing = [path for path in config.design.backbone_files if not path.is_file()]
+    if missing:
+        raise SetupError(f"design: no backbone file {missing[0]}")
+    return run_design(config, Path(out))
+
+
 def resume(run_id: str, store: str | None = None) -> RunResult:
     """Finish a run that crashed or was cancelled: finished targets stay, the rest run (from the store)."""
     book = RunBook(Store(store or default_config().store))

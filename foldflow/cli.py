@@ -142,6 +142,28 @@ def submit(fasta: str, out: str, address: str, python: str, wait: bool, verbose:
                 sys.exit(EXIT_FAILED)
 
 
+@main.command()
+@click.option("--config", "-c", "config_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Settings (YAML) with a design section, e.g. configs/design.yaml.")
+@click.option("--out", "-o", type=click.Path(path_type=Path), required=True,
+              help="Output folder (designs/*.parquet); the same folder again resumes the campaign.")
+@click.option("--designs", type=int, help="Backbones to generate (design.designs).")
+@click.option("--address", help="Ray cluster to use: 'auto' or 'ray://host:10001'. Default: start a local Ray.")
+@click.option("--no-progress", is_flag=True, help="No progress bars.")
+@_verbose_option
+def design(config_path: Path | None, out: Path, designs: int | None, address: str | None, no_progress: bool,
+           verbose: bool) -> None:
+    """Design proteins: backbones -> ProteinMPNN -> refold and filter -> relaxation -> Parquet."""
+    _setup_logging(verbose)
+    from foldflow.api import design as run_design
+
+    overrides = {"pipeline.address": address, **({"design.designs": designs} if designs else {}),
+                 **({"pipeline.progress": False} if no_progress else {})}
+    with _errors(verbose):
+        run = run_design(out, config_path, **overrides)
+    click.echo(f"design campaign of {run.designs} backbones finished in {run.seconds:.0f} s: {run.parquet}")
+
+
 @main.group()
 def databases() -> None:
     """Build search databases from FASTA, check them, see what the full ones need."""

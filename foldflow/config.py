@@ -310,6 +310,43 @@ class PipelineConfig(_Strict):
     progress: bool = True
 
 
+class BundleSpace(_Strict):
+    """The helical bundles a design campaign generates: each design's parameters drawn from these ranges
+    (inclusive), from the design's index and the campaign seed."""
+
+    helices: list[int] = Field(default_factory=lambda: [3, 4])
+    helix_length: tuple[int, int] = (16, 22)
+    # Supercoil radius (Å) per helix count: the distance of the helix axes from the bundle axis.
+    supercoil_radius: dict[int, tuple[float, float]] = Field(
+        default_factory=lambda: {2: (4.6, 5.2), 3: (6.3, 7.0), 4: (7.3, 8.0), 5: (8.5, 9.5)})
+    supercoil_pitch: tuple[float, float] = (150.0, 250.0)  # Å per supercoil turn
+
+
+class DesignConfig(_Strict):
+    """A design campaign: backbones -> ProteinMPNN -> refold and filter -> relaxation -> Parquet."""
+
+    designs: int = Field(default=8, ge=1)  # backbones generated (or read: the files' count)
+    backbone_files: list[Path] = Field(default_factory=list)  # PDB/mmCIF backbones instead of generated ones
+    bundle: BundleSpace = Field(default_factory=BundleSpace)
+    seed: int = 0
+    mpnn_model: str = "v_48_020"  # ProteinMPNN weights shipped in colabdesign (v_48_002 ... v_48_030)
+    sequences_per_backbone: int = Field(default=2, ge=1)
+    temperature: float = Field(default=0.1, gt=0)
+    fixed_positions: str | None = None  # residues kept as in the backbone file, counted from 1: "1-5,12"
+    omit_aa: str = "C"  # amino acids ProteinMPNN may not use
+    refold_model: str = "model_1_ptm"  # through the same Model interface and model actors as prediction
+    min_plddt: float = 70.0  # filters: a design passes with all three
+    min_tm_score: float = 0.5
+    max_rmsd: float = 2.0  # CA-RMSD (Å) of the refolded structure to the design backbone, TM-align superposed
+    relax: bool = False  # Amber-relax the designs that pass
+    mpnn_actors: tuple[int, int] = (1, 2)  # autoscaling range of each actor pool
+    refold_actors: tuple[int, int] = (1, 2)
+    actor_cpus: float = Field(default=0.5, gt=0)  # fractional: Ray Data's reads and writes need CPU too
+    mpnn_gpus: float = Field(default=0.0, ge=0)  # e.g. 0.25 where GPUs exist
+    refold_gpus: float = Field(default=0.0, ge=0)
+    batch_size: int = Field(default=2, ge=1)  # backbones per Ray Data batch
+
+
 class RunConfig(_Strict):
     # Where step results and run records live: a path or a pyarrow filesystem URI (s3://...).
     store: str = str(DEFAULT_CACHE_DIR / "store")
@@ -317,6 +354,7 @@ class RunConfig(_Strict):
     model: ModelConfig = Field(default_factory=ModelConfig)
     relax: RelaxConfig = Field(default_factory=RelaxConfig)
     pipeline: PipelineConfig = Field(default_factory=PipelineConfig)
+    design: DesignConfig = Field(default_factory=DesignConfig)
     max_length: int = Field(default=2500, ge=1)
     skip_invalid: bool = False
     plots: bool = True  # plddt.png / pae.png per target

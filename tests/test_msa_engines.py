@@ -32,7 +32,7 @@ DEMO = {name: sequence for name, _, sequence in read_fasta(ROOT / "examples" / "
 QUERY = DEMO["HG003690_101"]  # 79 residues with homologues in each bundled sample
 WALKER_A = "YKGEIFALLGASGCGKSTLLRMLAGFEQPS"  # E. coli PotA residues 43-72: species-paired in uniprot_mini
 SIGNATURE = "HQLSGGQRQRVALARSLAKRPKLL"  # PotA residues 148-171
-BFD_SUBSET = 120  # cstranslate takes ~0.07 s per entry here: the HH-suite database is a sample of the sample
+BFD_SUBSET = 60  # cstranslate takes ~0.07 s per entry here: the HH-suite database is a sample of the sample
 
 
 @pytest.fixture(scope="module")
