@@ -17,12 +17,14 @@ itself).
 
 from __future__ import annotations
 
+import itertools
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from alphafold.data import parsers
+from Bio.SeqIO.FastaIO import SimpleFastaParser
 
 from foldflow.msa.hhblits import HHBLITS_DATABASE_SUFFIXES, PDB70_SUFFIXES
 from foldflow.msa.mmseqs import colabfold_search, has_index, missing_mmseqs_parts
@@ -59,18 +61,11 @@ class BuiltDatabase:
 
 
 def read_fasta(path: Path, limit: int | None = None) -> list[tuple[str, str, str]]:
-    """(name, header line, sequence) per record; the name is the header's first word."""
-    records: list[tuple[str, str, list[str]]] = []
+    """(name, header line, sequence) of the first ``limit`` records (all by default), with Biopython's
+    parser as foldflow.targets reads FASTA; the name is the header's first word."""
     with open(path) as handle:
-        for line in handle:
-            line = line.strip()
-            if line.startswith(">"):
-                if limit is not None and len(records) == limit:
-                    break
-                records.append((line[1:].split()[0], line, []))
-            elif line and records:
-                records[-1][2].append(line)
-    return [(name, header, "".join(parts)) for name, header, parts in records]
+        records = itertools.islice(SimpleFastaParser(handle), limit)
+        return [(title.split()[0], f">{title}", sequence) for title, sequence in records]
 
 
 def _write_ffindex(prefix: str, entries: list[tuple[str, bytes]]) -> None:
