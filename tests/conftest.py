@@ -13,6 +13,8 @@ from foldflow.config import ModelConfig, RunConfig  # noqa: E402
 
 DATA = Path(__file__).parent / "data"
 DEMO_FASTA = ROOT / "examples" / "demo.fasta"
+SHORT_SEQUENCE = (DATA / "short.fasta").read_text().split("\n", 1)[1].replace("\n", "")
+FOUR_TARGETS_IN_FLIGHT = 2
 
 
 def debian_binary(name: str, package: str) -> str:
@@ -43,3 +45,25 @@ def write_fasta(tmp_path):
         return path
 
     return write
+
+
+def four_targets(folder: Path) -> Path:
+    """Three proteome proteins and a short one (precomputed MSAs copied to ``folder/msas``) as a FASTA file."""
+    records = DEMO_FASTA.read_text().split(">")[1:4]
+    fasta = folder / "targets.fasta"
+    fasta.write_text("".join(">" + r for r in records) + f">short\n{SHORT_SEQUENCE}\n")
+    shutil.copytree(DATA / "msas", folder / "msas", dirs_exist_ok=True)
+    return fasta
+
+
+@pytest.fixture(scope="session")
+def four_targets_run(tmp_path_factory):
+    """The four targets predicted once on a local Ray (searched against the mini databases, one with
+    precomputed MSAs), run id "reference": tests/test_pipeline.py checks it, tests/test_runs.py compares
+    interrupted runs with it and starts from a copy of its store."""
+    import foldflow
+
+    work = tmp_path_factory.mktemp("four_targets")
+    config = small_run_config(work / "store", max_in_flight=FOUR_TARGETS_IN_FLIGHT)
+    config.msa.precomputed_dir = work / "msas"
+    return foldflow.predict(four_targets(work), work / "out", config, run_id="reference")

@@ -8,11 +8,10 @@ from foldflow.config import MsaConfig, bundled_databases
 from foldflow.msa import Alignment, MsaMismatchError
 from foldflow.msa.jackhmmer import ResidentDatabases
 from foldflow.msa.precomputed import load_precomputed
-from conftest import DATA
+from conftest import DATA, SHORT_SEQUENCE  # noqa: F401 (imported from here by other tests)
 
 # An ABC-transporter fragment (LSGGQ signature) from proteome_938293.
 ABC_QUERY = "MSLSGGQKQRLTIALALLSDKEIIILDEPTSGLDFKNMIIVSEAIKELAKKSNKVVIVVSHDYEFLNTVADGIYEMAWK"
-SHORT_SEQUENCE = (DATA / "short.fasta").read_text().split("\n", 1)[1].replace("\n", "")
 
 
 @pytest.fixture(scope="module")

@@ -2,34 +2,21 @@
 
 import itertools
 import json
-import shutil
 
 import gemmi
 import numpy as np
 import pytest
 
-import foldflow
 from foldflow.runs import RunBook
 from foldflow.store import Store
-from conftest import DATA, DEMO_FASTA, small_run_config
-from test_msa import SHORT_SEQUENCE
+from conftest import FOUR_TARGETS_IN_FLIGHT as MAX_IN_FLIGHT, SHORT_SEQUENCE
 
 pytestmark = pytest.mark.slow
 
-MAX_IN_FLIGHT = 2
 
-
-@pytest.fixture(scope="session")
-def run(tmp_path_factory):
-    """Three proteome proteins searched against the mini databases, one with precomputed MSAs."""
-    work = tmp_path_factory.mktemp("e2e")
-    records = DEMO_FASTA.read_text().split(">")[1:4]
-    fasta = work / "targets.fasta"
-    fasta.write_text("".join(">" + r for r in records) + f">short\n{SHORT_SEQUENCE}\n")
-    shutil.copytree(DATA / "msas", work / "msas")
-    config = small_run_config(work / "store", max_in_flight=MAX_IN_FLIGHT)
-    config.msa.precomputed_dir = work / "msas"
-    return foldflow.predict(fasta, work / "out", config)
+@pytest.fixture
+def run(four_targets_run):
+    return four_targets_run
 
 
 def test_every_target_is_predicted(run):

@@ -23,26 +23,34 @@ def two_targets(tmp_path_factory):
     return fasta
 
 
-def test_in_process_runner_writes_the_bytes_of_the_ray_pipeline(tmp_path, two_targets):
+@pytest.fixture(scope="module")
+def both_runners(tmp_path_factory, two_targets):
+    """The two targets predicted by each runner, in separate stores: both compute everything."""
+    work = tmp_path_factory.mktemp("runners")
     runs = {}
     for runner in ("in_process", "ray"):
-        config = small_run_config(tmp_path / f"store-{runner}")  # separate stores: both compute everything
+        config = small_run_config(work / f"store-{runner}")
         config.pipeline.runner = runner
-        runs[runner] = foldflow.predict(two_targets, tmp_path / runner, config)
-        table = runs[runner].to_pandas()
-        assert runs[runner].ok and (table["msa_searches"] == 3).all() and (table["model_calls"] == 1).all()
+        runs[runner] = foldflow.predict(two_targets, work / runner, config)
+    return work, runs
+
+
+def test_in_process_runner_writes_the_bytes_of_the_ray_pipeline(both_runners):
+    work, runs = both_runners
+    for run in runs.values():
+        table = run.to_pandas()
+        assert run.ok and (table["msa_searches"] == 3).all() and (table["model_calls"] == 1).all()
     for target_id in ("HG003690_137", "HG003690_101"):
-        in_process = target_files(tmp_path / "in_process", target_id)
-        assert in_process == target_files(tmp_path / "ray", target_id), target_id
+        in_process = target_files(work / "in_process", target_id)
+        assert in_process == target_files(work / "ray", target_id), target_id
         assert {"ranked_0.pdb", "ranked_0.cif", "msas/uniref90_hits.sto"} <= set(in_process)
     nodes = runs["ray"].to_pandas()["model_node"]
     assert (runs["in_process"].to_pandas()["model_node"] == "local").all() and (nodes != "local").all()
 
 
-def test_renamed_records_recompute_nothing(tmp_path, two_targets):
-    config = small_run_config(tmp_path / "store")
-    first = foldflow.predict(two_targets, tmp_path / "first", config)
-    assert (first.to_pandas()["msa_searches"] == 3).all()
+def test_renamed_records_recompute_nothing(tmp_path, two_targets, both_runners):
+    work, runs = both_runners
+    first = runs["ray"]
     renamed = tmp_path / "renamed.fasta"
     names = {}
     text = two_targets.read_text()
@@ -50,7 +58,7 @@ def test_renamed_records_recompute_nothing(tmp_path, two_targets):
         names[old] = f"renamed_{i}"
         text = text.replace(f">{old}", f">renamed_{i} another description")
     renamed.write_text(text)
-    second = foldflow.predict(renamed, tmp_path / "second", config)
+    second = foldflow.predict(renamed, tmp_path / "second", small_run_config(work / "store-ray"))
     table = second.to_pandas().set_index("target_id")
     assert sorted(table.index) == ["renamed_0", "renamed_1"] and second.ok
     assert (table["msa_searches"] == 0).all() and (table["model_calls"] == 0).all() and table["cached"].all()

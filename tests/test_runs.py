@@ -14,20 +14,11 @@ import pytest
 import foldflow
 from foldflow.runs import RunBook
 from foldflow.store import Store
-from conftest import DATA, DEMO_FASTA, small_run_config
-from test_msa import SHORT_SEQUENCE
+from conftest import DATA, DEMO_FASTA, four_targets, small_run_config
 
 pytestmark = pytest.mark.slow
 
 SMALL_CONFIG = DATA / "small.yaml"
-
-
-def four_targets(folder: Path) -> Path:
-    records = DEMO_FASTA.read_text().split(">")[1:4]
-    fasta = folder / "targets.fasta"
-    fasta.write_text("".join(">" + r for r in records) + f">short\n{SHORT_SEQUENCE}\n")
-    shutil.copytree(DATA / "msas", folder / "msas", dirs_exist_ok=True)
-    return fasta
 
 
 def foldflow_process(*args) -> subprocess.Popen:
@@ -58,15 +49,10 @@ def files_without_timings(folder: Path) -> dict[str, bytes]:
             if p.is_file() and p.name != "timings.json"}
 
 
-@pytest.fixture(scope="module")
-def reference(tmp_path_factory):
-    """An uninterrupted run of the four targets, in its own store."""
-    work = tmp_path_factory.mktemp("reference")
-    fasta = four_targets(work)
-    result = foldflow_cli("predict", fasta, "--out", work / "out", "--config", SMALL_CONFIG,
-                          "--msa-dir", work / "msas", "--store", work / "store", "--run-id", "reference")
-    assert result.returncode == 0, result.stderr
-    return work
+@pytest.fixture
+def reference(four_targets_run) -> Path:
+    """An uninterrupted run of the four targets, in its own store (``out/`` and ``store/`` under this folder)."""
+    return Path(four_targets_run.out_dir).parent
 
 
 def test_cancel_then_sigkill_then_resume_gives_identical_outputs(tmp_path, reference):
@@ -144,12 +130,12 @@ def test_killed_actors_are_restarted_and_nothing_is_lost(tmp_path):
     assert any(c["started"] == 2 for c in predictions.values()), "the killed actor's prediction was lost and retried"
 
 
-def test_second_run_computes_nothing_and_a_grown_batch_only_the_new_target(tmp_path):
+def test_second_run_computes_nothing_and_a_grown_batch_only_the_new_target(tmp_path, reference):
+    """The reference run computed the four targets once; a copy of its store is the first night."""
     fasta = four_targets(tmp_path)
+    shutil.copytree(reference / "store", tmp_path / "store")
     config = small_run_config(tmp_path / "store")
     config.msa.precomputed_dir = tmp_path / "msas"
-    first = foldflow.predict(fasta, tmp_path / "out", config, run_id="night-1")
-    assert first.ok and first.to_pandas()["model_calls"].sum() == 4
 
     second = foldflow.predict(fasta, tmp_path / "out", config, run_id="night-2").to_pandas()
     assert second["msa_searches"].sum() == 0 and second["model_calls"].sum() == 0
@@ -162,4 +148,4 @@ def test_second_run_computes_nothing_and_a_grown_batch_only_the_new_target(tmp_p
     assert third.drop(index="HG003686_84")["cached"].all()
     predictions = Store(config.store).computations("prediction")
     assert len(predictions) == 5 and {c["finished"] for c in predictions.values()} == {1}, "each computed once"
-    assert [r["run_id"] for r in foldflow.list_runs(config.store)] == ["night-1", "night-2", "night-3"]
+    assert {r["run_id"] for r in foldflow.list_runs(config.store)} == {"reference", "night-2", "night-3"}
