@@ -97,6 +97,18 @@ def test_mpnn_recovers_about_half_of_native_sequences(mpnn, native):
     assert all(np.isfinite(d.score) and d.score > 0 for d in designs)
 
 
+def test_padding_to_a_multiple_of_32_residues_changes_no_designed_sequence(mpnn):
+    """Backbones are padded with masked residues so that JAX compiles once per 32 residues, not per length."""
+    from foldflow.design.mpnn import ProteinMPNN
+
+    native = read_backbone(NATIVES / "4zey.cif").pdb_text  # 84 residues, padded to 96
+    padded = mpnn.design(native, 3, temperature=0.1, seed=0)
+    unpadded = ProteinMPNN("v_48_020", pad_multiple=1).design(native, 3, temperature=0.1, seed=0)
+    assert [d.sequence for d in padded] == [d.sequence for d in unpadded]
+    assert [d.score for d in padded] == pytest.approx([d.score for d in unpadded], abs=1e-5)
+    assert [d.recovery for d in padded] == pytest.approx([d.recovery for d in unpadded], abs=1e-6)
+
+
 def test_mpnn_keeps_fixed_positions_and_omits_amino_acids(mpnn):
     native = read_backbone(NATIVES / "2rbg.pdb")
     own = "".join(line[17:20] for line in native.pdb_text.splitlines() if line[12:16] == " CA ")

@@ -26,7 +26,7 @@ from foldflow.pipeline.runtime import ray_session
 DESIGNS_FOLDER = "designs"  # Parquet files under the output folder
 CHECKPOINT_FOLDER = ".checkpoint"
 MAX_BLOCKS = 2000
-BLOCK_BYTES = 1 << 20
+BLOCK_BYTES = 64 << 10
 
 
 @dataclass
@@ -43,8 +43,9 @@ class DesignRun:
 def design_dataset(config: RunConfig, out_dir: Path) -> ray.data.Dataset:
     """The campaign as a lazy Dataset (nothing runs until it is written)."""
     d = config.design
-    # Blocks of about this size flow from stage to stage (a design's structure text is ~50 kB): the first
-    # designs reach the Parquet files while later ones are still being generated.
+    # Blocks of about this size flow from stage to stage: a batch of designs (whose PDB texts are 20-50 kB
+    # each) leaves a stage as soon as it is done, so the first designs reach the Parquet files while later
+    # ones are still being generated (with Ray's default 128 MiB, thousands of designs pass at once).
     ray.data.DataContext.get_current().target_max_block_size = BLOCK_BYTES
     actors = {"batch_size": d.batch_size, "batch_format": "pandas", "num_cpus": d.actor_cpus}
     count = design_count(d)
