@@ -158,7 +158,7 @@ def design(config_path: Path | None, out: Path, designs: int | None, address: st
     from foldflow.api import design as run_design
 
     overrides = {"pipeline.address": address, **({"design.designs": designs} if designs else {}),
-                 **({"pipeline.progress": False} if no_progress else {})}
+                 **({"pipeline.progress": "none"} if no_progress else {})}
     with _errors(verbose):
         run = run_design(out, config_path, **overrides)
     click.echo(f"design campaign of {run.designs} backbones finished in {run.seconds:.0f} s: {run.parquet}")
@@ -256,18 +256,24 @@ def runs_list(store: str | None, verbose: bool) -> None:
 @click.argument("run_id")
 @_store_option
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option("--watch", is_flag=True,
+              help="Follow the run (done by another process or a Ray job): a line at each change, until it ends.")
+@click.option("--interval", type=float, default=2.0, show_default=True, help="Seconds between looks (--watch).")
 @_verbose_option
-def runs_status(run_id: str, store: str | None, as_json: bool, verbose: bool) -> None:
+def runs_status(run_id: str, store: str | None, as_json: bool, watch: bool, interval: float, verbose: bool) -> None:
     """Where a run stands: state, targets per stage, failures with reasons."""
     from foldflow.api import run_status
 
+    if watch:
+        with _errors(verbose):
+            _watch_run(run_id, store, as_json, interval)
+        return
     with _errors(verbose):
         status = run_status(run_id, store)
     if as_json:
         click.echo(json.dumps(status, indent=1))
         return
-    click.echo(f"run {run_id}: {status['state']}, {status['progress']:.0%} of {status['targets']} targets finished "
-               f"({status['cached']} from the store)")
+    click.echo(_status_line(status))
     click.echo("  " + ", ".join(f"{k}: {v}" for k, v in status["counts"].items()))
     click.echo(f"  outputs: {status['out_dir']}")
     if status["error"]:
@@ -279,6 +285,34 @@ def runs_status(run_id: str, store: str | None, as_json: bool, verbose: bool) ->
         click.echo(f"  model actor pid {worker['pid']}: params loaded in "
                    f"{sum(worker['params_load_seconds'].values()):.1f} s, {xla['compiles']} XLA compiles "
                    f"({xla['cache_hits']} from the disk cache) in {xla['seconds']:.1f} s")
+
+
+def _status_line(status: dict) -> str:
+    return (f"run {status['run_id']}: {status['state']}, {status['progress']:.0%} of {status['targets']} targets "
+            f"finished ({status['cached']} from the store)")
+
+
+def _watch_run(run_id: str, store: str | None, as_json: bool, interval: float) -> None:
+    """Print the run's state and targets per stage whenever they change, until the run is no longer going."""
+    import time
+
+    from foldflow.api import run_status
+    from foldflow.runs import RUN_GOING_STATES
+
+    last = None
+    while True:
+        status = run_status(run_id, store)
+        counts = ", ".join(f"{k}: {v}" for k, v in status["counts"].items())
+        if (status["state"], status["counts"]) != last:
+            last = (status["state"], status["counts"])
+            if as_json:
+                click.echo(json.dumps({"time": round(time.time(), 3), **{k: status[k] for k in (
+                    "run_id", "state", "targets", "counts", "progress", "cached", "failures")}}))
+            else:
+                click.echo(f"{time.strftime('%H:%M:%S')} {_status_line(status)}; {counts}")
+        if status["state"] not in RUN_GOING_STATES:
+            return
+        time.sleep(interval)
 
 
 @runs.command("resume")

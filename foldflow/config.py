@@ -16,6 +16,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from foldflow.errors import ConfigError
+from foldflow.progress import ProgressMode
 
 BUNDLED_DB_DIR = Path(str(resources.files("foldflow") / "resources" / "db"))
 # Random-init parameters and the XLA compilation cache live here; FOLDFLOW_CACHE_DIR moves it.
@@ -307,7 +308,13 @@ class PipelineConfig(_Strict):
     max_in_flight: int = Field(default=4, ge=1)
     max_attempts: int = Field(default=3, ge=1)  # per target, when its actor or node is lost
     longest_first: bool = True  # start long targets first: a shorter makespan than input order
-    progress: bool = True
+    progress: ProgressMode = "bars"  # per-stage bars, jsonl (one JSON line per event) or none; on stderr
+
+    @field_validator("progress", mode="before")
+    @classmethod
+    def _progress_flag(cls, value):
+        """``progress: true/false`` (older configs) as bars / none."""
+        return {True: "bars", False: "none"}.get(value, value) if isinstance(value, bool) else value
 
 
 class BundleSpace(_Strict):
@@ -339,8 +346,9 @@ class DesignConfig(_Strict):
     min_tm_score: float = 0.5
     max_rmsd: float = 2.0  # CA-RMSD (Å) of the refolded structure to the design backbone, TM-align superposed
     relax: bool = False  # Amber-relax the designs that pass
-    mpnn_actors: tuple[int, int] = (1, 2)  # autoscaling range of each actor pool
-    refold_actors: tuple[int, int] = (1, 2)
+    # Autoscaling range of each actor pool; a JAX actor on a CPU uses all the node's cores (one per CPU node).
+    mpnn_actors: tuple[int, int] = (1, 1)
+    refold_actors: tuple[int, int] = (1, 1)
     actor_cpus: float = Field(default=0.5, gt=0)  # fractional: Ray Data's reads and writes need CPU too
     mpnn_gpus: float = Field(default=0.0, ge=0)  # e.g. 0.25 where GPUs exist
     refold_gpus: float = Field(default=0.0, ge=0)
@@ -357,7 +365,7 @@ class RunConfig(_Strict):
     design: DesignConfig = Field(default_factory=DesignConfig)
     max_length: int = Field(default=2500, ge=1)
     skip_invalid: bool = False
-    plots: bool = True  # plddt.png / pae.png per target
+    plots: bool = True  # msa_coverage.png, plddt.png, pae.png per target (foldflow.plots)
 
 
 def default_config() -> RunConfig:

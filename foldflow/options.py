@@ -87,7 +87,8 @@ RUN_OPTIONS: tuple[RunOption, ...] = (
     RunOption("--store", "store", "text", "Store for step results and run records: a path or URI (s3://...)."),
     RunOption("--skip-invalid", "skip_invalid", "flag",
               "Run the valid targets and list the invalid ones in the summary."),
-    RunOption("--no-progress", "pipeline.progress", "flag", "No progress bar.", flag_value=False),
+    RunOption("--progress", "pipeline.progress", "text",
+              "Progress on stderr: bars (one per stage, the default), jsonl (one JSON line per step event) or none."),
 )
 _BY_NAME = {option.name: option for option in RUN_OPTIONS}
 _BY_SETTING = {option.setting: option for option in RUN_OPTIONS if option.setting}

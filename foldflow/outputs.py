@@ -8,7 +8,7 @@ column; chains A, B, ... for complexes), ``ranking_debug.json`` (``plddts``, or
 ``iptm+ptm`` for complexes, and ``order``), ``relax_metrics.json``,
 ``timings.json``, ``confidence_<name>.json`` and ``pae_<name>.json``
 (AlphaFold DB format), ``msas/`` (a complex: ``msas/<chain>/``) with the
-alignments and template hits used, and foldflow's ``plddt.png``/``pae.png``.
+alignments and template hits used, and foldflow's plots (:mod:`foldflow.plots`).
 AlphaFold's pickles (``features.pkl``, ``result_<name>.pkl``) are not written.
 A target's folder is written beside its final place and renamed into it, so a
 crash never leaves half a target.
@@ -31,6 +31,7 @@ from alphafold.common import protein
 
 from foldflow.models.base import Prediction
 from foldflow.msa.alignment import Alignment
+from foldflow.plots import write_plots
 from foldflow.relax import Relaxed
 from foldflow.results import TargetResult, summary_table
 
@@ -101,31 +102,6 @@ def _write_alphafold_json(path: Path, data) -> None:
     path.write_text(json.dumps(data, indent=4))
 
 
-def _plot(folder: Path, ranked: Sequence[tuple[str, Prediction]]) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib import pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 3))
-    for name, p in ranked:
-        ax.plot(np.arange(1, len(p.plddt) + 1), p.plddt, label=name)
-    ax.set(xlabel="residue", ylabel="pLDDT", ylim=(0, 100), title="Predicted lDDT")
-    ax.legend(fontsize="x-small")
-    fig.tight_layout()
-    fig.savefig(folder / "plddt.png", dpi=100)
-    plt.close(fig)
-    best_name, best = ranked[0]
-    if best.pae is not None:
-        fig, ax = plt.subplots(figsize=(4, 3.5))
-        image = ax.imshow(best.pae, cmap="bwr", vmin=0, vmax=best.max_pae)
-        fig.colorbar(image, ax=ax, label="expected position error (Å)")
-        ax.set(xlabel="scored residue", ylabel="aligned residue", title=f"PAE {best_name}")
-        fig.tight_layout()
-        fig.savefig(folder / "pae.png", dpi=100)
-        plt.close(fig)
-
-
 def _write_msas(folder: Path, outputs: TargetOutputs) -> None:
     """msas/ as AlphaFold writes it: a monomer's files directly, a complex's per chain (msas/A/...)."""
     msa_dir = folder / "msas"
@@ -172,7 +148,7 @@ def _fill_target_folder(folder: Path, target_id: str, outputs: TargetOutputs, ra
             for name, r in outputs.relaxed.items()})
     _write_alphafold_json(folder / "timings.json", dict(outputs.timings))
     if plots:
-        _plot(folder, [(name, outputs.predictions[name]) for name in order])
+        write_plots(folder, outputs.msas, [(name, outputs.predictions[name]) for name in order])
     if random_params:
         (folder / "RANDOM_PARAMETERS_NOT_MEANINGFUL.txt").write_text(RANDOM_PARAMS_WARNING + "\n")
 

@@ -75,6 +75,7 @@ class RunObservations:
     msa_node: str | None = column(pa.string())  # node ids of the actors that did the work
     model_node: str | None = column(pa.string())
     output_dir: str | None = column(pa.string())
+    plots: list[str] | None = column(pa.list_(pa.string()))  # plot files in the target's folder
     timings: dict[str, float] = expanded(pa.float64(), "seconds")  # seconds per stage
     stage_spans: dict[str, tuple[float, float]] = expanded(pa.float64(), "started", "ended")  # epoch
 

@@ -27,6 +27,7 @@ from foldflow.targets import InvalidTarget, Target, safe_target_id
 
 RUN_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 FINISHED_TARGET_STATES = ("ok", "failed", "invalid")
+RUN_GOING_STATES = ("created", "running")  # a run in these states may still change
 
 
 class RunNotFoundError(FoldflowError, LookupError):

@@ -316,7 +316,7 @@ def write_outputs(target: Target, prepared: Placed, predicted: Sequence[Placed],
             xla_compile_seconds=compiles.seconds, params_load_seconds=load_seconds,
             model_worker=predicted[0].placement.pid, msa_node=prepared.placement.node,
             model_node=predicted[0].placement.node, output_dir=str(folder),
-            timings=_seconds(spans), stage_spans=spans))
+            plots=sorted(p.name for p in folder.glob("*.png")), timings=_seconds(spans), stage_spans=spans))
 
 
 def failed_result(target: Target, error: str, prepared: Placed | None, attempts: int,

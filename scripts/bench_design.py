@@ -34,7 +34,7 @@ REFOLD_MODEL = "simulated_device_0.01s"
 def campaign_config(designs: int, store: Path) -> dict:
     return {"store": str(store),
             "design": {"designs": designs, "sequences_per_backbone": 1, "refold_model": REFOLD_MODEL,
-                       "batch_size": 4, "mpnn_actors": [1, 2], "refold_actors": [1, 1]},
+                       "batch_size": 4, "mpnn_actors": [1, 1], "refold_actors": [1, 1]},
             "pipeline": {"progress": False}}
 
 

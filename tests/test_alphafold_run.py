@@ -46,7 +46,7 @@ def run_cli(tmp_path, run_id):
     return subprocess.run(
         [sys.executable, "-m", "foldflow", "predict", str(tmp_path / "input.fasta"), "--out", str(tmp_path / "out"),
          "--config", str(tmp_path / "config.yaml"), "--random-seed", str(RANDOM_SEED), "--relax", "best",
-         "--run-id", run_id, "--no-progress"],
+         "--run-id", run_id, "--progress", "jsonl"],
         capture_output=True, text=True, cwd=ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1"}, timeout=1500)
 
 
@@ -55,6 +55,7 @@ def run(tmp_path_factory):
     tmp_path = tmp_path_factory.mktemp("alphafold_run")
     first = run_cli(tmp_path, "first")
     assert first.returncode == 0, first.stderr[-3000:]
+    (tmp_path / "first.stderr").write_text(first.stderr)
     table = pq.read_table(tmp_path / "out" / "summary.parquet").to_pandas().set_index("target_id")
     return tmp_path, table
 
@@ -152,10 +153,29 @@ def test_each_distinct_chain_is_searched_once(run):
     assert all(counts["finished"] == 1 for counts in searches.values())
 
 
+def progress_events(stderr: str) -> list[dict]:
+    return [json.loads(line) for line in stderr.splitlines() if line.startswith("{")]
+
+
+def test_progress_is_reported_per_stage_as_json_lines(run):
+    tmp_path, _ = run
+    events = progress_events((tmp_path / "first.stderr").read_text())
+    final = {event["stage"]: event["counts"] for event in events}  # each stage's counts after its last event
+    assert final == {"msa+features": {"total": 3, "done": 3}, "model": {"total": 15, "done": 15},
+                     "relax": {"total": 3, "done": 3}, "output": {"total": 3, "done": 3}}
+    states: dict = {}
+    for event in events:
+        states.setdefault((event["target"], event["stage"], event["item"]), []).append(event["state"])
+    assert len(states) == 3 + 15 + 3 + 3 and all(s == ["queued", "running", "done"] for s in states.values())
+    assert {e["run_id"] for e in events} == {"first"}
+
+
 def test_a_second_run_computes_nothing(run):
     tmp_path, _ = run
     second = run_cli(tmp_path, "second")
     assert second.returncode == 0, second.stderr[-3000:]
+    final = {event["stage"]: event["counts"] for event in progress_events(second.stderr)}
+    assert final["model"] == {"total": 15, "cached": 15} and final["msa+features"] == {"total": 3, "cached": 3}
     table = pq.read_table(tmp_path / "out" / "summary.parquet").to_pandas()
     assert table["cached"].all()
     assert (table[["msa_searches", "template_searches", "model_calls", "relaxations"]] == 0).all().all()

@@ -128,10 +128,10 @@ def test_submit_takes_every_option_of_predict():
 def test_submitted_predict_args_make_the_same_run(monkeypatch):
     args = ["in.fasta", "--out", "out", "--config", "c.yaml", "--params", "p", "--msa-dir", "m",
             "--models", "model_1_ptm,model_2_ptm", "--num-recycle", "3", "--max-length", "900",
-            "--store", "s3://bucket/store", "--skip-invalid", "--no-progress"]
+            "--store", "s3://bucket/store", "--skip-invalid", "--progress", "none"]
     values = cli.submit.make_context("submit", [*args, "--address", "http://head:8265"]).params
     overrides = overrides_from_values(values)
-    assert overrides["model.names"] == ["model_1_ptm", "model_2_ptm"] and overrides["pipeline.progress"] is False
+    assert overrides["model.names"] == ["model_1_ptm", "model_2_ptm"] and overrides["pipeline.progress"] == "none"
     assert predict_args("in.fasta", "out", "c.yaml", overrides) == args
 
     submitted = {}
@@ -146,8 +146,8 @@ def test_submitted_predict_args_make_the_same_run(monkeypatch):
 def test_overrides_without_a_command_line_option_are_refused():
     with pytest.raises(FoldflowError, match="setting 'msa.iterations' has no command-line option"):
         predict_args("in.fasta", "out", overrides={"msa.iterations": 3})
-    with pytest.raises(FoldflowError, match="pipeline.progress: only False"):
-        predict_args("in.fasta", "out", overrides={"pipeline.progress": True})
+    with pytest.raises(FoldflowError, match="skip_invalid: only True"):
+        predict_args("in.fasta", "out", overrides={"skip_invalid": False})
 
 
 @pytest.mark.slow

@@ -198,7 +198,7 @@ def test_three_engines_run_end_to_end_through_the_cli(databases, tmp_path):
     (tmp_path / "input.fasta").write_text("".join(f">{name}\n{DEMO[name]}\n" for name in ("HG003690_101", "HG003686_698")))
     result = subprocess.run([sys.executable, "-m", "foldflow", "predict", str(tmp_path / "input.fasta"),
                              "--out", str(tmp_path / "out"), "--config", str(tmp_path / "config.yaml"),
-                             "--run-id", "engines", "--no-progress"],
+                             "--run-id", "engines", "--progress", "none"],
                             capture_output=True, text=True, cwd=ROOT, timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "bfd=bfd (hhblits)" in result.stderr + result.stdout
@@ -217,7 +217,7 @@ def predict_cli(tmp_path: Path, config: str) -> subprocess.CompletedProcess:
     (tmp_path / "config.yaml").write_text(config)
     (tmp_path / "input.fasta").write_text(f">t\n{QUERY}\n")
     return subprocess.run([sys.executable, "-m", "foldflow", "predict", str(tmp_path / "input.fasta"), "--out", str(tmp_path / "out"),
-                           "--config", str(tmp_path / "config.yaml"), "--no-progress"],
+                           "--config", str(tmp_path / "config.yaml"), "--progress", "none"],
                           capture_output=True, text=True, timeout=300)
 
 

@@ -58,10 +58,13 @@ def test_structures_carry_plddt_in_b_factors(run, target):
 def test_alphafold_output_layout(run):
     folder = run.out_dir / "HG003690_101"
     for name in ("ranked_0.pdb", "ranked_0.cif", "unrelaxed_model_1_ptm_pred_0.pdb", "ranking_debug.json",
-                 "timings.json", "confidence_model_1_ptm_pred_0.json", "pae_model_1_ptm_pred_0.json", "plddt.png", "pae.png",
+                 "timings.json", "confidence_model_1_ptm_pred_0.json", "pae_model_1_ptm_pred_0.json",
                  "msas/uniref90_hits.sto", "msas/mgnify_hits.sto", "msas/small_bfd_hits.sto",
                  "RANDOM_PARAMETERS_NOT_MEANINGFUL.txt"):
         assert (folder / name).is_file(), name
+    plots = run.to_pandas().set_index("target_id").loc["HG003690_101", "plots"]
+    assert list(plots) == ["msa_coverage.png", "pae.png", "plddt.png"]
+    assert all((folder / name).is_file() for name in plots)
     (pae,) = json.loads((folder / "pae_model_1_ptm_pred_0.json").read_text())
     assert np.array(pae["predicted_aligned_error"]).shape == (79, 79)
     assert pae["max_predicted_aligned_error"] == pytest.approx(31.75)

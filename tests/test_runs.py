@@ -73,9 +73,16 @@ def test_cancel_then_sigkill_then_resume_gives_identical_outputs(tmp_path, refer
 
     # 2. resume, then SIGKILL the driver (and the local Ray it started) mid-run
     process = foldflow_process("runs", "resume", "nightly-1", "--store", store)
+    wait_for(lambda: book.state("nightly-1")["state"] == "running", what="the resumed run to start")
+    watcher = foldflow_process("runs", "status", "nightly-1", "--store", store, "--watch", "--interval", "0.2")
+    first_line = watcher.stdout.readline()
     wait_for(lambda: len(ok_targets(book, "nightly-1")) > len(finished_first), what="progress after resume")
     os.killpg(process.pid, signal.SIGKILL)
     process.wait(timeout=60)
+    # the watcher, another process, followed the resumed run and stopped when its driver was gone
+    watched = [first_line, *watcher.communicate(timeout=60)[0].splitlines()]
+    assert watcher.returncode == 0 and len(watched) >= 2, watched
+    assert "run nightly-1: running" in watched[0] and "run nightly-1: interrupted" in watched[-1], watched
     assert len(ok_targets(book, "nightly-1")) < 4, "the kill came too late to test anything"
     shown = foldflow_cli("runs", "status", "nightly-1", "--store", store)
     assert "run nightly-1: interrupted" in shown.stdout and "ok:" in shown.stdout

@@ -78,6 +78,6 @@ def run_design(config: RunConfig, out_dir: Path) -> DesignRun:
         context = ray.data.DataContext.get_current()
         context.checkpoint_config = CheckpointConfig(
             id_column="id", checkpoint_path=str(out_dir / CHECKPOINT_FOLDER), delete_checkpoint_on_success=False)
-        context.enable_progress_bars = config.pipeline.progress
+        context.enable_progress_bars = config.pipeline.progress == "bars"
         design_dataset(config, out_dir).write_parquet(str(out_dir / DESIGNS_FOLDER))
     return DesignRun(out_dir, design_count(config.design), time.perf_counter() - start)

@@ -37,7 +37,7 @@ def submit_run(address: str, run_id: str, predict_args: list[str], working_dir: 
     RunExistsError when a job with this run id was submitted before.
     """
     entrypoint = shlex.join([python, "-m", "foldflow", "predict", *predict_args,
-                             "--run-id", run_id, "--address", "auto", "--no-progress"])
+                             "--run-id", run_id, "--address", "auto", "--progress", "jsonl"])
     try:
         client = JobSubmissionClient(address)
     except ConnectionError as error:

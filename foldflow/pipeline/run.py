@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import ray
-from tqdm import tqdm
 
 from foldflow.compute import Resources
 from foldflow.config import RunConfig, is_multimer_model
@@ -17,6 +16,7 @@ from foldflow.pipeline.local import LocalBackend, start_local
 from foldflow.pipeline.pools import ActorPool, UnplaceableStageError, check_placeable, placement_options
 from foldflow.pipeline.runtime import ray_session
 from foldflow.pipeline.scheduler import Scheduler
+from foldflow.progress import RunProgress
 from foldflow.results import TargetResult
 from foldflow.runs import RunBook, RunManifest
 from foldflow.stage_workers import OutputStage
@@ -131,29 +131,32 @@ def execute_run(manifest: RunManifest, config: RunConfig, book: RunBook) -> tupl
         todo.sort(key=lambda t: t.length, reverse=True)
     cancelled, workers = False, {}
     if todo:
-        with ray_session(config.pipeline.address, min_cpus=first_actors_cpus(config)) as fixed_nodes, tqdm(
-                total=len(targets), initial=len(finished), desc=f"run {manifest.run_id}", unit="target",
-                disable=not config.pipeline.progress) as bar:
-            def report(result: TargetResult) -> None:
-                bar.update()
-                if result.status != "ok":
-                    bar.write(f"target '{result.target_id}' failed: {result.error}")
-
+        workflow = prediction_workflow(config)
+        with ray_session(config.pipeline.address, min_cpus=first_actors_cpus(config)) as fixed_nodes:
             try:
                 models = config.model.models_needed({t.is_complex for t in todo})
                 pools = RayPools(config, out_dir, fixed_nodes, models, run_chains(todo))
             except UnplaceableStageError as error:
                 book.set_state(manifest.run_id, "failed", error=str(error))
                 raise
+            progress = RunProgress(config.pipeline.progress, manifest.run_id,
+                                   {step.name: sum(len(workflow.items(step, t)) for t in todo)
+                                    for step in workflow.steps})
+
+            def report(result: TargetResult) -> None:
+                if result.status != "ok":
+                    progress.target_failed(result.target_id, result.error)
+
             try:
-                scheduler = Scheduler(prediction_workflow(config), pools.pools, pools.backends, book,
-                                      manifest.run_id, config.pipeline.max_in_flight,
-                                      config.pipeline.max_attempts, on_result=report)
+                scheduler = Scheduler(workflow, pools.pools, pools.backends, book, manifest.run_id,
+                                      config.pipeline.max_in_flight, config.pipeline.max_attempts,
+                                      on_result=report, on_step=progress.step)
                 finished.update((r.target_id, r) for r in scheduler.run(todo))
                 cancelled = scheduler.cancelled
                 if not cancelled:
                     workers = pools.stats()
             finally:
                 pools.close()
+                progress.close()
     book.set_state(manifest.run_id, "cancelled" if cancelled else "finished", **workers)
     return [finished[t.id] for t in targets if t.id in finished], cancelled

@@ -75,7 +75,8 @@ class _Call:
 class Scheduler:
     def __init__(self, workflow: Workflow, pools: dict[str, ActorPool], backends: dict[str, Backend],
                  book: RunBook, run_id: str, max_in_flight: int, max_attempts: int,
-                 on_result: Callable[[Any], None] = lambda result: None):
+                 on_result: Callable[[Any], None] = lambda result: None,
+                 on_step: Callable[[str, str, str | None, str], None] = lambda target, step, item, state: None):
         self.workflow = workflow
         self.pools = pools
         self.backends = backends
@@ -84,6 +85,7 @@ class Scheduler:
         self.max_in_flight = max_in_flight
         self.max_attempts = max_attempts
         self.on_result = on_result
+        self.on_step = on_step  # (target id, step, item, state): queued, running, done, cached or failed
         self.waiting: dict[str, deque[tuple[_TargetRun, StepSpec, str | None]]] = {p: deque() for p in pools}
         self.calls: dict[Any, _Call] = {}  # record handle -> call
         self.warm: dict[tuple[str, Any], set[Hashable]] = {}  # (pool, worker) -> affinities done
@@ -131,6 +133,7 @@ class Scheduler:
         for item in self.workflow.items(step, run.target):
             run.pending.add((step.name, item))
             self.waiting[step.pool].append((run, step, item))
+            self.on_step(run.target.id, step.name, item, "queued")
 
     # -- dispatch -----------------------------------------------------------------------------------
     def _dispatch(self) -> None:
@@ -164,6 +167,7 @@ class Scheduler:
         record, payload = self.backends[pool].call(worker, step.name, (job, *payloads))
         self.calls[record] = _Call(run, run.generation, step, item, worker, payload)
         self._set(run, step.status)
+        self.on_step(run.target.id, step.name, item, "running")
 
     # -- completion ---------------------------------------------------------------------------------
     def _done(self) -> list:
@@ -197,6 +201,9 @@ class Scheduler:
         run.records[(call.step.name, call.item)] = placed
         run.payloads.setdefault(call.step.name, call.payload)
         run.pending.discard((call.step.name, call.item))
+        computed = getattr(placed.record, "computed", None)
+        self.on_step(run.target.id, call.step.name, call.item,
+                     "cached" if computed is not None and not any(computed.values()) else "done")
         affinity = self.workflow.affinity(call.step, run.target, call.item)
         if affinity is not None:
             self.warm.setdefault((pool, call.worker), set()).add(affinity)
@@ -220,6 +227,8 @@ class Scheduler:
             self._start(run)
             return None
         self._drop_waiting(run)
+        for step, item in run.pending:
+            self.on_step(run.target.id, step, item, "failed")
         run.pending.clear()
         return run, self._finish(run, self.workflow.on_failure(run.target, text, run.records, run.attempts))
 
