@@ -19,15 +19,19 @@ demo: $(BIN)/.installed tools
 
 # The HMMER binaries (Debian package hmmer) are the references the pyhmmer searches are tested against;
 # kalign realigns a template whose PDB seqres differs from its mmCIF (AlphaFold's template featuriser);
-# hhsuite (hhblits) and mmseqs2 are the HH-suite and MMseqs2 MSA engines.
+# hhsuite (hhblits) and mmseqs2 are the HH-suite and MMseqs2 MSA engines; chromium opens the run report
+# in the report's test.
 tools:
 	@command -v jackhmmer >/dev/null && command -v kalign >/dev/null && command -v hhblits >/dev/null \
-	  && command -v mmseqs >/dev/null || { \
+	  && command -v mmseqs >/dev/null && command -v chromium >/dev/null || { \
 	  SUDO=$$([ "$$(id -u)" -eq 0 ] || echo sudo); \
-	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq hmmer kalign hhsuite mmseqs2; }
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq hmmer kalign hhsuite mmseqs2 chromium; }
 
+# Two pytest workers (pytest-xdist): one test module per worker at a time, modules that share a fixture or a
+# Ray cluster's fixed ports in one group (tests/conftest.py); much of a test's time is single-threaded XLA
+# compilation and process start-up.
 test: $(BIN)/.installed tools
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2 --dist loadgroup
 
 test-fast: $(BIN)/.installed tools
 	$(BIN)/python -m pytest -m "not slow"

@@ -231,6 +231,23 @@ def run_status(run_id: str, store: str | None = None) -> dict:
     return RunBook(Store(store or default_config().store)).status(run_id)
 
 
+def start(fasta: str | Path, out: str | Path, config: RunConfig | str | Path | None = None,
+          run_id: str | None = None, **overrides):
+    """:func:`predict` without waiting: the run goes on in a child process; returns its
+    :class:`~foldflow.handles.RunHandle` (``run_id``, ``status()``, ``progress``, ``wait()``, ``result()``)."""
+    from foldflow.handles import start as start_run
+
+    return start_run(fasta, out, config, run_id, **overrides)
+
+
+def report(run_id: str, store: str | None = None, out: str | Path | None = None) -> Path:
+    """Write the run's self-contained HTML report (default ``report.html`` in its output folder)."""
+    from foldflow.report import write_report
+
+    status = run_status(run_id, store)
+    return write_report(Path(status["out_dir"]), status, Path(out) if out else None)
+
+
 def list_runs(store: str | None = None) -> list[dict]:
     book = RunBook(Store(store or default_config().store))
     return [book.status(run_id) for run_id in book.run_ids()]

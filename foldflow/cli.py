@@ -233,6 +233,21 @@ def databases_downloads() -> None:
 _store_option = click.option("--store", help="Store path or URI (default: the cache folder's store).")
 
 
+@main.command()
+@click.argument("run_id")
+@_store_option
+@click.option("--out", "-o", type=click.Path(dir_okay=False, path_type=Path),
+              help="The HTML file to write (default: report.html in the run's output folder).")
+@_verbose_option
+def report(run_id: str, store: str | None, out: Path | None, verbose: bool) -> None:
+    """One self-contained HTML report of a run: settings, targets, failures, stage timeline, plots, 3D views."""
+    from foldflow.api import report as write_report
+
+    with _errors(verbose):
+        path = write_report(run_id, store, out)
+    click.echo(f"report: {path}")
+
+
 @main.group()
 def runs() -> None:
     """List, inspect, resume and cancel runs."""
