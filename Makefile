@@ -27,11 +27,8 @@ tools:
 	  SUDO=$$([ "$$(id -u)" -eq 0 ] || echo sudo); \
 	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq hmmer kalign hhsuite mmseqs2 chromium; }
 
-# Two pytest workers (pytest-xdist): one test module per worker at a time, modules that share a fixture or a
-# Ray cluster's fixed ports in one group (tests/conftest.py); much of a test's time is single-threaded XLA
-# compilation and process start-up.
 test: $(BIN)/.installed tools
-	$(BIN)/python -m pytest -n 2 --dist loadgroup
+	$(BIN)/python -m pytest
 
 test-fast: $(BIN)/.installed tools
 	$(BIN)/python -m pytest -m "not slow"

@@ -37,15 +37,6 @@ def small_run_config(store, **pipeline) -> RunConfig:
                      pipeline={"progress": False, **pipeline})
 
 
-@pytest.hookimpl(tryfirst=True)
-def pytest_collection_modifyitems(items):
-    """Under pytest-xdist (``make test``: ``-n 2 --dist loadgroup``) each test module runs on one worker, so its
-    module-scoped fixtures are computed once; modules that share more declare a common ``xdist_group``."""
-    for item in items:
-        if item.get_closest_marker("xdist_group") is None:
-            item.add_marker(pytest.mark.xdist_group(item.module.__name__))
-
-
 @pytest.fixture
 def write_fasta(tmp_path):
     def write(text: str | bytes, name: str = "input.fasta") -> Path:

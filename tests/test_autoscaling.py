@@ -14,7 +14,7 @@ import foldflow
 from foldflow.config import RunConfig
 from conftest import DEMO_FASTA
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("ray_cluster_ports")]
+pytestmark = pytest.mark.slow
 
 
 class LocalAutoscalingCluster(AutoscalingCluster):

@@ -16,7 +16,7 @@ from foldflow.runs import RunBook
 from foldflow.store import Store
 from conftest import DATA, DEMO_FASTA, four_targets, small_run_config
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("four_targets_run")]
+pytestmark = pytest.mark.slow
 
 SMALL_CONFIG = DATA / "small.yaml"
 

@@ -11,7 +11,7 @@ import pytest
 import foldflow
 from conftest import DATA, DEMO_FASTA, ROOT
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("ray_cluster_ports")]
+pytestmark = pytest.mark.slow
 RAY = str(Path(sys.executable).parent / "ray")
 
 
