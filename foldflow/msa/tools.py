@@ -41,12 +41,13 @@ def cstranslate_binary() -> str:
 
 
 def run(args: Sequence[str | Path], what: str, cwd: Path | None = None) -> str:
-    """Run a tool; its stdout, or ToolError with ``what`` and the last line the tool printed."""
+    """Run a tool; its stdout, or ToolError with ``what`` and the last two lines the tool printed (a wrapper
+    script's "Aborted" line comes after the tool's own message)."""
     done = subprocess.run([str(a) for a in args], capture_output=True, text=True, errors="replace", cwd=cwd)
     if done.returncode != 0:
         lines = (done.stderr or done.stdout).strip().splitlines()
         raise ToolError(f"{what}: {Path(str(args[0])).name} exited {done.returncode}: "
-                        f"{lines[-1] if lines else 'no output'}")
+                        f"{' | '.join(line.strip() for line in lines[-2:]) if lines else 'no output'}")
     return done.stdout
 
 
