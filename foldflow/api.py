@@ -231,15 +231,6 @@ def run_status(run_id: str, store: str | None = None) -> dict:
     return RunBook(Store(store or default_config().store)).status(run_id)
 
 
-def start(fasta: str | Path, out: str | Path, config: RunConfig | str | Path | None = None,
-          run_id: str | None = None, **overrides):
-    """:func:`predict` without waiting: the run goes on in a child process; returns its
-    :class:`~foldflow.handles.RunHandle` (``run_id``, ``status()``, ``progress``, ``wait()``, ``result()``)."""
-    from foldflow.handles import start as start_run
-
-    return start_run(fasta, out, config, run_id, **overrides)
-
-
 def report(run_id: str, store: str | None = None, out: str | Path | None = None) -> Path:
     """Write the run's self-contained HTML report (default ``report.html`` in its output folder)."""
     from foldflow.report import write_report

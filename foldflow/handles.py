@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
+from foldflow.api import RunResult
 from foldflow.config import RunConfig, dump_config
 from foldflow.errors import FoldflowError
 from foldflow.options import predict_args
@@ -64,10 +65,8 @@ class RunHandle:
             print(_line(self.status()), flush=True)
         return self.process.returncode
 
-    def result(self):
+    def result(self) -> RunResult:
         """The run's :class:`~foldflow.api.RunResult`, once it has ended (waits for it)."""
-        from foldflow.api import RunResult
-
         code = self.wait()
         summary = self.out_dir / "summary.parquet"
         if not summary.is_file():
@@ -88,8 +87,8 @@ def _line(status: dict) -> str:
 
 def start(fasta: str | Path, out: str | Path, config: RunConfig | str | Path | None = None,
           run_id: str | None = None, **overrides) -> RunHandle:
-    """Start a prediction run in a child process and return its handle at once (see :func:`foldflow.predict`
-    for the arguments; ``overrides`` are those with a command-line option)."""
+    """:func:`foldflow.predict` without waiting: start the run in a child process and return its handle at once
+    (``overrides`` are those with a command-line option)."""
     from foldflow.config import load_config
 
     run_id = check_run_id(run_id) if run_id else new_run_id()
