@@ -27,8 +27,10 @@ tools:
 	  SUDO=$$([ "$$(id -u)" -eq 0 ] || echo sudo); \
 	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq hmmer kalign hhsuite mmseqs2 chromium; }
 
+# Two pytest workers (pytest-xdist): the modules that start a Ray run one after another on one worker, the others
+# beside them on the second (tests/conftest.py); much of a test's time is single-threaded XLA compilation.
 test: $(BIN)/.installed tools
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2 --dist loadgroup
 
 test-fast: $(BIN)/.installed tools
 	$(BIN)/python -m pytest -m "not slow"

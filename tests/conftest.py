@@ -37,6 +37,34 @@ def small_run_config(store, **pipeline) -> RunConfig:
                      pipeline={"progress": False, **pipeline})
 
 
+# Where a test module outside the Ray group would start or join a Ray: an address nothing listens on (with the
+# CPU count a local start passes, ray.init raises at once), inherited by the processes the test starts.
+NO_RAY_ADDRESS = "127.0.0.1:1"
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items):
+    """``make test`` runs two pytest-xdist workers (``-n 2 --dist loadgroup``): every module that starts a Ray
+    (marked ``ray``) runs in one group, one test after another, since two local Rays on one machine break each
+    other (``ray stop --force`` is machine-wide); every other module is a group of its own, so its module-scoped
+    fixtures are computed once, and runs on the other worker meanwhile."""
+    for item in items:
+        if item.get_closest_marker("xdist_group") is None:
+            group = "ray" if item.get_closest_marker("ray") else item.module.__name__
+            item.add_marker(pytest.mark.xdist_group(group))
+
+
+@pytest.fixture(scope="module", autouse=True)
+def ray_only_in_the_ray_group(request):
+    """A module not marked ``ray`` that starts a Ray fails, so it cannot run beside the Ray group unnoticed."""
+    if request.node.get_closest_marker("ray") is not None:
+        yield
+        return
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("RAY_ADDRESS", NO_RAY_ADDRESS)
+        yield
+
+
 @pytest.fixture
 def write_fasta(tmp_path):
     def write(text: str | bytes, name: str = "input.fasta") -> Path:

@@ -19,7 +19,7 @@ import yaml
 from conftest import ROOT
 from foldflow.store import Store
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.ray]
 
 # PDB 5y2e chain A with one substitution (residue 24): 5y2e is its template (for 5y2e's own sequence DeepMind's
 # AlphaFold rejects the entry as a duplicate of the query).

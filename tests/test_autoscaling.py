@@ -14,7 +14,7 @@ import foldflow
 from foldflow.config import RunConfig
 from conftest import DEMO_FASTA
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.ray]
 
 
 class LocalAutoscalingCluster(AutoscalingCluster):

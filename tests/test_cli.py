@@ -16,6 +16,8 @@ from foldflow.errors import FoldflowError
 from foldflow.options import overrides_from_values, predict_args
 from test_msa import SHORT_SEQUENCE
 
+pytestmark = pytest.mark.ray
+
 SMALL_CONFIG = DATA / "small.yaml"
 
 

@@ -23,7 +23,7 @@ from foldflow.pipeline.design import DESIGNS_FOLDER, design_dataset
 from foldflow.pipeline.runtime import ray_session
 from foldflow.store import Store
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.ray]
 
 DESIGNS = 4
 GLUCAGON = ROOT / "examples" / "natives" / "1gcn_glucagon.pdb"

@@ -28,6 +28,8 @@ from foldflow.stages import run_chains
 from foldflow.targets import Target
 from conftest import ROOT, debian_binary
 
+pytestmark = pytest.mark.ray
+
 DEMO = {name: sequence for name, _, sequence in read_fasta(ROOT / "examples" / "demo.fasta")}
 QUERY = DEMO["HG003690_101"]  # 79 residues with homologues in each bundled sample
 WALKER_A = "YKGEIFALLGASGCGKSTLLRMLAGFEQPS"  # E. coli PotA residues 43-72: species-paired in uniprot_mini

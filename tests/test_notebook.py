@@ -7,7 +7,7 @@ from nbclient import NotebookClient
 
 from conftest import ROOT
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.ray]
 
 
 def test_quickstart_notebook_runs_and_shows_table_plots_and_report(tmp_path):

@@ -11,7 +11,7 @@ from foldflow.runs import RunBook
 from foldflow.store import Store
 from conftest import FOUR_TARGETS_IN_FLIGHT as MAX_IN_FLIGHT, SHORT_SEQUENCE
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.ray]
 
 
 @pytest.fixture

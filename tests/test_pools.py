@@ -13,6 +13,8 @@ from foldflow.runs import RunBook
 from foldflow.store import Store
 from conftest import DEMO_FASTA
 
+pytestmark = pytest.mark.ray
+
 
 @ray.remote(num_cpus=0)
 class Idle:

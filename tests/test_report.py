@@ -9,7 +9,7 @@ import pytest
 from conftest import debian_binary
 from foldflow import report
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.ray]
 
 CHROMIUM_FLAGS = ["--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--use-angle=swiftshader",
                   "--enable-unsafe-swiftshader", "--allow-file-access-from-files", "--virtual-time-budget=20000",

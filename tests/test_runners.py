@@ -8,7 +8,7 @@ import foldflow
 from conftest import DEMO_FASTA, small_run_config
 from test_runs import files_without_timings
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.ray]
 
 
 def target_files(folder, target_id):

@@ -16,7 +16,7 @@ from foldflow.runs import RunBook
 from foldflow.store import Store
 from conftest import DATA, DEMO_FASTA, four_targets, small_run_config
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.ray]
 
 SMALL_CONFIG = DATA / "small.yaml"
 

@@ -13,6 +13,8 @@ from foldflow.msa.sharded import load_shard, search_shard, sharded_jackhmmer
 from conftest import DEMO_FASTA
 from test_msa import ABC_QUERY
 
+pytestmark = pytest.mark.ray
+
 QUERIES = {
     "abc": ABC_QUERY,
     "ferredoxin": "MAYVIDADTCISCGTCAGECPVEAISAGDDAYVIDADTCIDCGTCASVCPVDAIDPE",

@@ -11,7 +11,7 @@ import pytest
 import foldflow
 from conftest import DATA, DEMO_FASTA, ROOT
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.ray]
 RAY = str(Path(sys.executable).parent / "ray")
 
 
