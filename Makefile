@@ -8,10 +8,10 @@ export FOLDFLOW_CACHE_DIR ?= $(CURDIR)/.cache/foldflow
 
 .PHONY: demo test test-fast tools clean
 
-$(BIN)/.installed: pyproject.toml
+$(BIN)/.installed: pyproject.toml requirements/cpu.lock
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e ".[test]"
+	$(BIN)/pip install --quiet -c requirements/cpu.lock -e ".[test]"
 	touch $@
 
 demo: $(BIN)/.installed tools

@@ -68,6 +68,8 @@ def run_options(local: bool) -> Callable[[Command], Command]:
 
 
 _verbose_option = click.option("--verbose", "-v", is_flag=True, help="More log output; tracebacks of errors.")
+ADDRESS_HELP = ("Ray cluster to join: 'auto' or 'ray://host:10001'. Default: the cluster RAY_ADDRESS names (KubeRay "
+                "sets it in its pods, Ray in a Ray job), else a new local Ray.")
 
 
 @click.group()
@@ -79,7 +81,7 @@ def main() -> None:
 @main.command()
 @click.argument("fasta", type=click.Path(path_type=Path))
 @click.option("--out", "-o", type=click.Path(path_type=Path), required=True, help="Output directory.")
-@click.option("--address", help="Ray cluster to use: 'auto' or 'ray://host:10001'. Default: start a local Ray.")
+@click.option("--address", help=ADDRESS_HELP)
 @run_options(local=True)
 @_verbose_option
 def predict(fasta: Path, out: Path, address: str | None, verbose: bool, **values) -> None:
@@ -148,7 +150,7 @@ def submit(fasta: str, out: str, address: str, python: str, wait: bool, verbose:
 @click.option("--out", "-o", type=click.Path(path_type=Path), required=True,
               help="Output folder (designs/*.parquet); the same folder again resumes the campaign.")
 @click.option("--designs", type=int, help="Backbones to generate (design.designs).")
-@click.option("--address", help="Ray cluster to use: 'auto' or 'ray://host:10001'. Default: start a local Ray.")
+@click.option("--address", help=ADDRESS_HELP)
 @click.option("--no-progress", is_flag=True, help="No progress bars.")
 @_verbose_option
 def design(config_path: Path | None, out: Path, designs: int | None, address: str | None, no_progress: bool,

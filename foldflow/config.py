@@ -316,6 +316,12 @@ class PipelineConfig(_Strict):
         """``progress: true/false`` (older configs) as bars / none."""
         return {True: "bars", False: "none"}.get(value, value) if isinstance(value, bool) else value
 
+    def cluster_address(self) -> str | None:
+        """The Ray cluster a run joins: ``address``, else the one ``RAY_ADDRESS`` names (KubeRay sets it in
+        every Ray pod, Ray for a Ray job's driver), so a run inside a cluster joins it and its autoscaler
+        by default; None: start a local Ray."""
+        return self.address or os.environ.get("RAY_ADDRESS") or None
+
 
 class BundleSpace(_Strict):
     """The helical bundles a design campaign generates: each design's parameters drawn from these ranges

@@ -37,9 +37,9 @@ def small_run_config(store, **pipeline) -> RunConfig:
                      pipeline={"progress": False, **pipeline})
 
 
-# Where a test module outside the Ray group would start or join a Ray: an address nothing listens on (with the
-# CPU count a local start passes, ray.init raises at once), inherited by the processes the test starts.
-NO_RAY_ADDRESS = "127.0.0.1:1"
+# What a test module outside the Ray group gets as RAY_ADDRESS (inherited by the processes it starts): foldflow
+# would join that cluster (PipelineConfig.cluster_address), and ray.init rejects the address at once.
+NO_RAY_ADDRESS = "no-ray-outside-the-ray-test-group"
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -52,6 +52,12 @@ def pytest_collection_modifyitems(items):
         if item.get_closest_marker("xdist_group") is None:
             group = "ray" if item.get_closest_marker("ray") else item.module.__name__
             item.add_marker(pytest.mark.xdist_group(group))
+
+
+def pytest_collection_finish(session):
+    """Fail at once when pytest-xdist did not group the tests (it appends ``@group`` to each node id)."""
+    if getattr(session.config.option, "loadgroup", False) and any("@" not in i.nodeid for i in session.items):
+        raise pytest.UsageError("pytest-xdist did not group the tests (--dist loadgroup); see pyproject.toml on pytest")
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -74,7 +74,7 @@ def run_design(config: RunConfig, out_dir: Path) -> DesignRun:
     # A local Ray offers every actor pool at its largest plus room for the read, map and write tasks (with
     # too few CPUs the write tasks wait for ever behind the actors; the OS shares the cores).
     largest = d.actor_cpus * (d.mpnn_actors[1] + d.refold_actors[1] + (d.refold_actors[1] if d.relax else 0))
-    with ray_session(config.pipeline.address, min_cpus=largest + 2):
+    with ray_session(config.pipeline.cluster_address(), min_cpus=largest + 2):
         context = ray.data.DataContext.get_current()
         context.checkpoint_config = CheckpointConfig(
             id_column="id", checkpoint_path=str(out_dir / CHECKPOINT_FOLDER), delete_checkpoint_on_success=False)

@@ -132,7 +132,7 @@ def execute_run(manifest: RunManifest, config: RunConfig, book: RunBook) -> tupl
     cancelled, workers = False, {}
     if todo:
         workflow = prediction_workflow(config)
-        with ray_session(config.pipeline.address, min_cpus=first_actors_cpus(config)) as fixed_nodes:
+        with ray_session(config.pipeline.cluster_address(), min_cpus=first_actors_cpus(config)) as fixed_nodes:
             try:
                 models = config.model.models_needed({t.is_complex for t in todo})
                 pools = RayPools(config, out_dir, fixed_nodes, models, run_chains(todo))

@@ -13,7 +13,8 @@ import ray
 
 @contextlib.contextmanager
 def ray_session(address: str | None, log_to_driver: bool = False, min_cpus: float = 0) -> Iterator[bool]:
-    """Use Ray if it is already initialised; else start a local one (address None) or connect.
+    """Use Ray if it is already initialised; else join the cluster at ``address``
+    (``PipelineConfig.cluster_address``) or, when it is None, start a local Ray.
 
     A local Ray offers at least ``min_cpus`` CPUs (what the pools' first actors ask for), so every
     stage starts on a laptop with fewer cores than actors (the OS shares the cores).
@@ -29,6 +30,7 @@ def ray_session(address: str | None, log_to_driver: bool = False, min_cpus: floa
         ray.init(include_dashboard=False, log_to_driver=log_to_driver, logging_level=logging.WARNING,
                  configure_logging=True, num_cpus=max(os.cpu_count() or 1, math.ceil(min_cpus)))
     else:
+        logging.getLogger(__name__).info("joining the Ray cluster at %s", address)
         ray.init(address=address, log_to_driver=log_to_driver, logging_level=logging.WARNING)
     try:
         yield address is None
