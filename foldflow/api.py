@@ -47,7 +47,7 @@ def check_local_setup(config: RunConfig, models: list[str] | None = None) -> Non
 
     ``models``: the models the batch needs (default: every configured one).
 
-    Runs on a cluster (``pipeline.cluster_address()``) are not checked here: their paths
+    Ray runs on a cluster (``pipeline.cluster_address()``) are not checked here: their paths
     need to exist on the worker nodes, not on the machine that starts the run.
     """
     from foldflow.config import is_multimer_model
@@ -60,7 +60,7 @@ def check_local_setup(config: RunConfig, models: list[str] | None = None) -> Non
         classes = {name: model_class(name) for name in (config.model.model_names if models is None else models)}
     except (UnknownModelError, ValueError) as error:
         raise SetupError(str(error)) from None
-    if config.pipeline.cluster_address() is not None:
+    if config.pipeline.runner == "ray" and config.pipeline.cluster_address() is not None:
         return
     if config.model.params_dir is not None:
         for name in (n for n, kind in classes.items() if kind.reads_params):

@@ -13,7 +13,7 @@ from typing import TypeVar
 
 import click
 
-from foldflow.errors import FoldflowError, SetupError
+from foldflow.errors import FoldflowError, JobExistsError, SetupError
 from foldflow.options import RUN_OPTIONS, OptionKind, overrides_from_values
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
@@ -117,7 +117,8 @@ def _report(run) -> None:
 @run_options(local=False)
 @click.option("--python", "python", default="python", show_default=True,
               help="Python on the cluster that has foldflow installed.")
-@click.option("--wait", is_flag=True, help="Wait for the job to end; exit 0 only if it succeeded.")
+@click.option("--wait", is_flag=True, help="Wait for the job to end (this run's job, if it was submitted before); "
+                                          "exit 0 only if it succeeded.")
 @_verbose_option
 def submit(fasta: str, out: str, address: str, python: str, wait: bool, verbose: bool, **values) -> None:
     """Submit a run as a Ray job (Ray Jobs API), with this folder as its working directory.
@@ -131,9 +132,15 @@ def submit(fasta: str, out: str, address: str, python: str, wait: bool, verbose:
     from foldflow.api import submit as submit_run
 
     with _errors(verbose):
-        run_id, job_id = submit_run(fasta, out, address, values["config"], values["run_id"], python=python,
-                                    **overrides_from_values(values))
-        click.echo(f"run {run_id} submitted as Ray job {job_id} to {address}")
+        try:
+            run_id, job_id = submit_run(fasta, out, address, values["config"], values["run_id"], python=python,
+                                        **overrides_from_values(values))
+            click.echo(f"run {run_id} submitted as Ray job {job_id} to {address}")
+        except JobExistsError as exists:
+            if not wait:
+                raise
+            run_id, job_id = values["run_id"], exists.job_id  # a retried nightly job follows tonight's run
+            click.echo(f"run {run_id} was submitted before as Ray job {job_id}; waiting for it")
         if wait:
             from foldflow.pipeline.jobs import wait_for_job
 

@@ -20,6 +20,14 @@ class RunExistsError(FoldflowError, ValueError):
     """A run (or a Ray job) with this run id exists already."""
 
 
+class JobExistsError(RunExistsError):
+    """The Ray job of this run id was submitted before (``job_id``)."""
+
+    def __init__(self, message: str, job_id: str):
+        super().__init__(message)
+        self.job_id = job_id
+
+
 class ClusterConnectionError(FoldflowError, ConnectionError):
     """The Ray cluster named by an address cannot be reached."""
 

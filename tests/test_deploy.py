@@ -1,84 +1,208 @@
-"""Deployment files: checked against Ray's own schema where one exists, else for the keys that matter."""
+"""Deployment files (configs/kuberay, configs/cluster.yaml, docker/, the nightly route) checked against the
+references a cluster applies (tests/deploy_checks.py): each check passes on the shipped files and fails on a
+copy with the defect it guards against. The nightly route itself runs in tests/test_submit.py."""
 
-import json
-import re
-from importlib import resources
-
-import jsonschema
+import ray
 import pytest
-import yaml
 
+from deploy_checks import (Deployment, all_problems, cluster_problems, container_argv, image_problems, ray_versions,
+                           kuberay_rule_problems, launcher_problems, schema_problems)
 from foldflow.config import load_config
 from conftest import ROOT
 
-CONFIGS = ROOT / "configs"
+
+@pytest.fixture(scope="module")
+def shipped() -> Deployment:
+    return Deployment.from_repository()
 
 
-def load(path):
-    return yaml.safe_load(path.read_text())
+def test_the_shipped_deployment_has_no_problem(shipped):
+    assert all_problems(shipped) == []
 
 
-def test_cluster_launcher_config_is_valid_for_ray():
-    schema = json.loads((resources.files("ray") / "autoscaler" / "ray-schema.json").read_text())
-    config = load(CONFIGS / "cluster.yaml")
-    jsonschema.validate(config, schema)
-    types = config["available_node_types"]
-    assert types["msa_cpu"]["labels"] == {"role": "msa"} and types["msa_cpu"]["resources"] == {"msa": 1}
-    assert types["gpu"]["labels"] == {"role": "gpu"}
-    assert types["head"]["resources"] == {"CPU": 0}
-    assert any("--dashboard-host=127.0.0.1" in c for c in config["head_start_ray_commands"])
+def test_images_ray_is_the_locked_and_tested_one(shipped):
+    """`make test` installs requirements/cpu.lock: the Ray these tests ran is the one the manifests name."""
+    assert shipped.locks["cpu"]["ray"] == ray.__version__
+    assert set(ray_versions(shipped).values()) == {ray.__version__}
+
+
+def _group(deployment, manifest, group):
+    spec = deployment.manifests[manifest]["spec"]
+    spec = spec.get("rayClusterSpec", spec)
+    return spec["headGroupSpec"] if group == "head" else {g["groupName"]: g for g in spec["workerGroupSpecs"]}[group]
+
+
+def _container(deployment, manifest, group):
+    if manifest == "cronjob":
+        return deployment.manifests["cronjob"]["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]
+    return _group(deployment, manifest, group)["template"]["spec"]["containers"][0]
+
+
+def _env(container, name):
+    return next(e for e in container["env"] if e["name"] == name)
+
+
+def labels_in_ray_start_params(d):
+    _group(d, "raycluster", "msa-cpu")["rayStartParams"]["labels"] = "role=msa"
+
+
+def resources_twice(d):
+    _group(d, "rayjob", "msa-cpu")["rayStartParams"]["resources"] = '"{\\"msa\\": 1}"'
+
+
+def token_auth_on_an_old_ray(d):
+    d.manifests["raycluster"]["spec"]["rayVersion"] = "2.50.0"
+
+
+def a_mistyped_pod_field(d):
+    _container(d, "raycluster", "gpu")["resource"] = _container(d, "raycluster", "gpu").pop("resources")
+
+
+def a_mistyped_cronjob_field(d):
+    _env(_container(d, "cronjob", None), "RAY_AUTH_TOKEN")["valueFrom"]["secretKeyRef"]["nme"] = "x"
+
+
+def an_entrypoint_that_swallows_bash(d):
+    d.dockerfiles["Dockerfile"] += 'ENTRYPOINT ["foldflow"]\n'
+
+
+def no_rsync_in_the_gpu_image(d):
+    d.dockerfiles["Dockerfile.gpu"] = d.dockerfiles["Dockerfile.gpu"].replace(" rsync", "")
+
+
+def a_named_user(d):
+    d.dockerfiles["Dockerfile"] = d.dockerfiles["Dockerfile"].replace("USER 1000:1000", "USER foldflow")
+
+
+def unpinned_packages(d):
+    d.dockerfiles["Dockerfile.gpu"] = d.dockerfiles["Dockerfile.gpu"].replace("-c requirements/gpu.lock ", "")
+
+
+def a_drifted_ray_version(d):
+    d.manifests["rayjob"]["spec"]["rayClusterSpec"]["rayVersion"] = "2.61.0"
+
+
+def the_old_cronjob_command(d):
+    container = _container(d, "cronjob", None)
+    container["command"] = ["/bin/sh", "-c"]
+    container["args"] = ["ray job submit --address http://foldflow-head-svc:8265 -- nightly.sh || ray job status x"]
+
+
+def a_nightly_that_ignores_failure(d):
+    d.nightly = d.nightly.replace('--python "$PYTHON" --wait', '--python "$PYTHON" --wait || true')
+
+
+def a_nightly_that_does_not_wait(d):
+    d.nightly = d.nightly.replace(' --wait', '')
+
+
+def a_secret_nothing_creates(d):
+    _env(_container(d, "cronjob", None), "RAY_AUTH_TOKEN")["valueFrom"]["secretKeyRef"].update(
+        name="ray-auth-token", key="token")
+
+
+def no_token_auth(d):
+    del d.manifests["raycluster"]["spec"]["authOptions"]
+
+
+def a_placeholder_bucket(d):
+    d.manifests["rayjob"]["spec"]["entrypoint"] += " --store s3://my-bucket/foldflow-store"
+
+
+def no_volume_claim_shipped(d):
+    del d.manifests["storage"]
+
+
+def a_single_node_volume(d):
+    d.manifests["storage"]["spec"]["accessModes"] = ["ReadWriteOnce"]
+
+
+def no_fs_group(d):
+    del _group(d, "rayjob", "gpu")["template"]["spec"]["securityContext"]["fsGroup"]
+
+
+def whole_node_requests(d):
+    _container(d, "raycluster", "msa-cpu")["resources"]["requests"] = {"cpu": "16", "memory": "128Gi"}
+
+
+def no_gpu_toleration(d):
+    del _group(d, "raycluster", "gpu")["template"]["spec"]["tolerations"]
+
+
+def a_small_launcher_gpu_node(d):
+    d.launcher["available_node_types"]["gpu"]["node_config"]["InstanceType"] = "g5.2xlarge"
+
+
+def a_launcher_field_ray_does_not_know(d):
+    d.launcher["available_node_types"]["gpu"]["max_worker"] = 4
+
+
+DEFECTS = {  # each defect -> a line of the problems it must cause
+    labels_in_ray_start_params: "raycluster: msa-cpu group: rayStartParams['labels'] is not supported",
+    resources_twice: "rayjob: msa-cpu group: resources set in both rayStartParams and the group's resources field",
+    token_auth_on_an_old_ray: "raycluster: authOptions.mode token needs Ray 2.52.0 or later",
+    a_mistyped_pod_field: "raycluster: spec.workerGroupSpecs.1.template.spec.containers.0: Additional properties",
+    a_mistyped_cronjob_field: "valueFrom.secretKeyRef: Additional properties are not allowed ('nme' was unexpected)",
+    an_entrypoint_that_swallows_bash: "Dockerfile: the launcher's `docker run ... ghcr.io/example/foldflow:0.1.0 bash` "
+                                      "runs foldflow bash",
+    no_rsync_in_the_gpu_image: "Dockerfile.gpu: no rsync",
+    a_named_user: "DL3066: Non-numeric user-id",
+    unpinned_packages: "Dockerfile.gpu: pip installs without the tested versions",
+    a_drifted_ray_version: "rayjob: rayVersion 2.61.0 is not the images' Ray",
+    the_old_cronjob_command: "cronjob: does not run examples/nightly/nightly.sh as it is tested",
+    a_nightly_that_ignores_failure: "nightly.sh: a failure can be swallowed",
+    a_nightly_that_does_not_wait: "nightly.sh: the cluster mode does not `foldflow submit ... --wait`",
+    a_secret_nothing_creates: "cronjob: RAY_AUTH_TOKEN comes from secret ray-auth-token/token, not the cluster's",
+    no_token_auth: "raycluster: token authentication is not on",
+    a_placeholder_bucket: "rayjob: store s3://my-bucket/foldflow-store is not on the shared volume /data",
+    no_volume_claim_shipped: "raycluster: head pod: volume claim foldflow-data is not shipped",
+    a_single_node_volume: "rayjob: gpu pod: volume claim foldflow-data is not ReadWriteMany",
+    no_fs_group: "rayjob: gpu pod: mounts volumes without fsGroup 1000",
+    whole_node_requests: "raycluster: msa-cpu pod: requests {'cpu': '16', 'memory': '128Gi'} do not fit",
+    no_gpu_toleration: "raycluster: gpu pod: no toleration for the nvidia.com/gpu taint",
+    a_small_launcher_gpu_node: "cluster.yaml: node type gpu (g5.2xlarge: 8 vCPUs, 32 GiB, 1 GPU) is smaller",
+    a_launcher_field_ray_does_not_know: "cluster.yaml: Additional properties are not allowed ('max_worker'",
+}
+
+
+@pytest.mark.parametrize("defect", DEFECTS, ids=lambda f: f.__name__)
+def test_each_defect_is_found(shipped, defect):
+    broken = shipped.copy()
+    defect(broken)
+    problems = all_problems(broken)
+    assert any(DEFECTS[defect] in p for p in problems), problems
+
+
+def test_docker_entrypoint_and_cmd_rules():
+    """container_argv follows Docker's rules (docs.docker.com, "Understand how CMD and ENTRYPOINT interact")."""
+    assert container_argv('FROM x\nCMD ["foldflow", "--help"]\n', ["bash"]) == ["bash"]
+    assert container_argv('FROM x\nCMD ["foldflow", "--help"]\n', []) == ["foldflow", "--help"]
+    assert container_argv('FROM x\nENTRYPOINT ["foldflow"]\nCMD ["--help"]\n', ["bash"]) == ["foldflow", "bash"]
+    assert container_argv("FROM x\nENTRYPOINT foldflow\n", ["bash"]) == ["/bin/sh", "-c", "foldflow"]
 
 
 def test_cluster_run_config_places_stages_on_their_nodes():
-    config = load_config(CONFIGS / "cluster-run.yaml")
+    config = load_config(ROOT / "configs" / "cluster-run.yaml")
     assert config.pipeline.msa_actor_labels == {"role": "msa"} and config.pipeline.msa_actor_resources == {"msa": 0.25}
     assert config.pipeline.model_actor_labels == {"role": "gpu"} and config.pipeline.model_actor_gpus == 1
     assert config.pipeline.model_actors_max > config.pipeline.model_actors
-    assert config.store.startswith("s3://")
+    assert config.store.startswith("/data/")
 
 
-def _worker_groups(spec):
-    return {group["groupName"]: group for group in spec["workerGroupSpecs"]}
+def test_kuberay_groups_carry_the_labels_and_resources_the_pools_ask_for(shipped):
+    config = load_config(ROOT / "configs" / "cluster-run.yaml")
+    for manifest in ("raycluster", "rayjob"):
+        msa, gpu = _group(shipped, manifest, "msa-cpu"), _group(shipped, manifest, "gpu")
+        assert msa["labels"] == config.pipeline.msa_actor_labels and gpu["labels"] == config.pipeline.model_actor_labels
+        assert set(msa["resources"]) == set(config.pipeline.msa_actor_resources)
+        assert _container(shipped, manifest, "gpu")["resources"]["requests"]["nvidia.com/gpu"] == "1"
+    types = shipped.launcher["available_node_types"]
+    assert types["msa_cpu"]["labels"] == config.pipeline.msa_actor_labels
+    assert types["gpu"]["labels"] == config.pipeline.model_actor_labels
 
 
-@pytest.mark.parametrize("name", ["raycluster.yaml", "rayjob.yaml"])
-def test_kuberay_manifests_have_an_msa_and_a_gpu_group(name):
-    manifest = load(CONFIGS / "kuberay" / name)
-    assert manifest["apiVersion"] == "ray.io/v1"
-    spec = manifest["spec"] if manifest["kind"] == "RayCluster" else manifest["spec"]["rayClusterSpec"]
-    assert manifest["kind"] in {"RayCluster", "RayJob"}
-    assert spec["enableInTreeAutoscaling"] is True
-    groups = _worker_groups(spec)
-    assert set(groups) == {"msa-cpu", "gpu"}
-    assert groups["msa-cpu"]["rayStartParams"]["labels"] == "role=msa"
-    assert json.loads(json.loads(groups["msa-cpu"]["rayStartParams"]["resources"])) == {"msa": 1}
-    assert groups["gpu"]["rayStartParams"]["labels"] == "role=gpu"
-    for group in groups.values():
-        assert group["minReplicas"] <= group["replicas"] <= group["maxReplicas"]
-        (container,) = group["template"]["spec"]["containers"]
-        assert container["image"] and container["resources"]["limits"]
-    gpu_limits = groups["gpu"]["template"]["spec"]["containers"][0]["resources"]["limits"]
-    assert gpu_limits["nvidia.com/gpu"] == "1"
-    if manifest["kind"] == "RayJob":
-        assert manifest["spec"]["entrypoint"].startswith("foldflow predict")
-
-
-def test_nightly_cronjob():
-    job = load(CONFIGS / "kuberay" / "cronjob.yaml")
-    assert (job["apiVersion"], job["kind"]) == ("batch/v1", "CronJob")
-    assert len(job["spec"]["schedule"].split()) == 5
-    assert job["spec"]["concurrencyPolicy"] == "Forbid"
-    (container,) = job["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"]
-    assert "ray job submit" in " ".join(container["args"]) and container["image"]
-
-
-@pytest.mark.parametrize("name", ["Dockerfile", "Dockerfile.gpu"])
-def test_dockerfiles_build_the_package_and_drop_root(name):
-    text = (ROOT / "docker" / name).read_text()
-    instructions = [line.split()[0] for line in text.splitlines() if line and not line.startswith(("#", " "))]
-    assert instructions[0] == "FROM"
-    assert re.search(r"^COPY foldflow ./foldflow$", text, re.M) and "pip install --no-cache-dir ." in text
-    assert re.search(r"^USER foldflow$", text, re.M)
-    assert set(instructions) <= {"FROM", "RUN", "WORKDIR", "COPY", "ENV", "USER", "ENTRYPOINT", "CMD"}
-    if name.endswith("gpu"):
-        assert "jax[cuda12]" in text
+def test_each_check_family_runs(shipped):
+    """Every family of checks has something to check (a check that finds no file would pass on anything)."""
+    assert len(shipped.manifests) == 4 and len(shipped.dockerfiles) == 2 and shipped.locks.keys() == {"cpu", "gpu"}
+    for check in (schema_problems, kuberay_rule_problems, cluster_problems, image_problems, launcher_problems):
+        assert check(shipped) == [], check.__name__

@@ -1,5 +1,8 @@
-"""`foldflow submit`: a run submitted as a Ray job to a local head (127.0.0.1) completes into the store."""
+"""`foldflow submit`: a run submitted as a Ray job to a local head (127.0.0.1) completes into the store; the
+nightly route (examples/nightly/nightly.sh, what the KubeRay CronJob runs) exits non-zero when its run fails;
+a run inside the cluster (RAY_ADDRESS set, as in KubeRay pods and Ray jobs) joins it without --address."""
 
+import json
 import os
 import socket
 import subprocess
@@ -21,35 +24,73 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+ENV = {**os.environ, "RAY_AUTH_MODE": "token"}
+
+
 @pytest.fixture
-def head(tmp_path):
-    """A Ray head on this machine, dashboard on 127.0.0.1 only; `ray stop` afterwards."""
-    dashboard = free_port()
-    env = {**os.environ, "RAY_AUTH_MODE": "token"}
-    subprocess.run([RAY, "start", "--head", f"--port={free_port()}", "--dashboard-host=127.0.0.1",
+def cluster(tmp_path):
+    """A Ray head on this machine, dashboard on 127.0.0.1 only: (dashboard URL, GCS address); `ray stop` afterwards."""
+    dashboard, gcs = free_port(), free_port()
+    subprocess.run([RAY, "start", "--head", f"--port={gcs}", "--dashboard-host=127.0.0.1",
                     f"--dashboard-port={dashboard}", "--num-cpus=2", "--include-dashboard=true",
-                    "--disable-usage-stats"], env=env, check=True, capture_output=True)
-    yield f"http://127.0.0.1:{dashboard}"
-    subprocess.run([RAY, "stop", "--force"], env=env, capture_output=True)
+                    "--disable-usage-stats"], env=ENV, check=True, capture_output=True)
+    yield f"http://127.0.0.1:{dashboard}", f"127.0.0.1:{gcs}"
+    subprocess.run([RAY, "stop", "--force"], env=ENV, capture_output=True)
 
 
-def test_submitted_job_completes_and_its_run_is_in_the_store(head, tmp_path):
+def nightly(head: str, targets: Path, store: Path, out: Path, prefix: str) -> subprocess.CompletedProcess:
+    """examples/nightly/nightly.sh in its cluster mode, as configs/kuberay/cronjob.yaml runs it."""
+    env = {**ENV, "ADDRESS": head, "TARGETS": str(targets), "RESULTS": str(out), "STORE": str(store),
+           "CONFIG": str(DATA / "small.yaml"), "FOLDFLOW": str(Path(sys.executable).parent / "foldflow"),
+           "PYTHON": sys.executable, "RUN_PREFIX": prefix}
+    return subprocess.run([str(ROOT / "examples" / "nightly" / "nightly.sh")], capture_output=True, text=True,
+                          cwd=ROOT, env=env, timeout=600)
+
+
+def test_submitted_nightly_runs_complete_into_the_store_and_a_failed_night_exits_non_zero(cluster, tmp_path):
+    """The nightly route submits `foldflow submit --wait`: tonight's run completes (exit 0), the CronJob's
+    retried pod follows the job submitted before, the run id is never submitted twice, and a night with a bad
+    target exits 1 after the others finished (from the store)."""
+    head, gcs = cluster
     store, out = tmp_path / "store", tmp_path / "out"
-    result = subprocess.run(
-        [sys.executable, "-m", "foldflow", "submit", str(DEMO_FASTA), "--address", head, "--out", str(out),
-         "--config", str(DATA / "small.yaml"), "--store", str(store), "--run-id", "submitted-1",
-         "--python", sys.executable, "--wait"],
-        capture_output=True, text=True, cwd=ROOT, env={**os.environ, "RAY_AUTH_MODE": "token"}, timeout=900)
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "run submitted-1 submitted as Ray job foldflow-submitted-1" in result.stdout
-    status = foldflow.run_status("submitted-1", str(store))
+    night = nightly(head, DEMO_FASTA, store, out, "nightly")
+    assert night.returncode == 0, night.stdout + night.stderr
+    run_id = night.stdout.split()[1]
+    assert f"run {run_id} submitted as Ray job foldflow-{run_id}" in night.stdout
+    status = foldflow.run_status(run_id, str(store))
     assert status["state"] == "finished" and status["counts"] == {"ok": 4}
     assert (out / "HG003690_101" / "ranked_0.pdb").is_file()
+    retried = nightly(head, DEMO_FASTA, store, out, "nightly")
+    assert retried.returncode == 0 and f"run {run_id} was submitted before" in retried.stdout, retried.stdout
     again = subprocess.run(
         [sys.executable, "-m", "foldflow", "submit", str(DEMO_FASTA), "--address", head, "--out", str(out),
-         "--run-id", "submitted-1", "--python", sys.executable],
-        capture_output=True, text=True, cwd=ROOT, env={**os.environ, "RAY_AUTH_MODE": "token"}, timeout=300)
+         "--run-id", run_id, "--python", sys.executable],
+        capture_output=True, text=True, cwd=ROOT, env=ENV, timeout=300)
     assert again.returncode == 2, "the same run id is never submitted twice"
     errors = [line for line in again.stderr.splitlines() if line.startswith("error:")]
-    assert errors == [f"error: run 'submitted-1': Ray job foldflow-submitted-1 exists already on {head}; "
+    assert errors == [f"error: run '{run_id}': Ray job foldflow-{run_id} exists already on {head}; "
                       f"submit with another --run-id"]
+    bad = tmp_path / "bad.fasta"
+    bad.write_text(DEMO_FASTA.read_text() + ">broken\nMKV1LLA\n")
+    failed = nightly(head, bad, store, tmp_path / "bad-night", "bad")
+    assert failed.returncode == 1, failed.stdout + failed.stderr
+    assert "FAILED" in failed.stdout and foldflow.run_status(failed.stdout.split()[1], str(store))["counts"] == {
+        "ok": 4, "invalid": 1}
+
+    # inside the cluster (RAY_ADDRESS set) a run joins it without --address: its driver is the cluster's
+    joined = subprocess.run(
+        [sys.executable, "-m", "foldflow", "predict", str(DEMO_FASTA), "--out", str(tmp_path / "joined"),
+         "--config", str(DATA / "small.yaml"), "--store", str(store), "--run-id", "joined", "--progress", "none"],
+        capture_output=True, text=True, cwd=ROOT, env={**ENV, "RAY_ADDRESS": gcs}, timeout=600)
+    assert joined.returncode == 0, joined.stderr[-3000:]
+    assert "--run-id joined" in " ".join(driver_entrypoints(head))
+
+
+def driver_entrypoints(head: str) -> list[str]:
+    """The command lines of the drivers that joined the cluster (Ray's job list; token auth is chosen before
+    Ray is imported, so in a process of its own)."""
+    script = ("import json, sys; from ray.job_submission import JobSubmissionClient; print(json.dumps("
+              "[j.entrypoint for j in JobSubmissionClient(sys.argv[1]).list_jobs() if j.type == 'DRIVER']))")
+    listed = subprocess.run([sys.executable, "-c", script, head], capture_output=True, text=True, env=ENV,
+                            timeout=120, check=True)
+    return json.loads(listed.stdout.strip().splitlines()[-1])

@@ -9,6 +9,7 @@ process or actor does not initialise them again.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import tempfile
@@ -76,14 +77,22 @@ def link(source: Path, path: Path) -> None:
         os.replace(tmp, path)
 
 
-def random_params_dir(cache_dir: Path, seed: int) -> Path:
-    return cache_dir / "params" / f"random-seed{seed}"
+def random_params_dir(cache_dir: Path, seed: int, generator: str) -> Path:
+    return cache_dir / "params" / f"random-{generator}-seed{seed}"
 
 
 def cached_or_initialised(path: Path, initialise) -> tuple[hk.Params, float, bool]:
-    """Load ``path`` or create it with ``initialise()``; returns (params, seconds, created)."""
+    """Load ``path`` or create it with ``initialise()``; returns (params, seconds, created).
+
+    Processes that need the same file at once (actors starting together, on one node or sharing a cache
+    volume) take turns on a lock file: one initialises, the others wait and read its file.
+    """
     start = time.perf_counter()
-    if path.is_file():
-        return load_params(path), time.perf_counter() - start, False
-    save_params(initialise(), path)
-    return load_params(path), time.perf_counter() - start, True
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path.with_suffix(".lock"), "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if not path.is_file():
+                save_params(initialise(), path)
+                return load_params(path), time.perf_counter() - start, True
+    return load_params(path), time.perf_counter() - start, False

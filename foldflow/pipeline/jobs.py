@@ -19,7 +19,7 @@ os.environ.setdefault("RAY_AUTH_MODE", "token")
 
 from ray.job_submission import JobStatus, JobSubmissionClient  # noqa: E402
 
-from foldflow.errors import ClusterConnectionError, RunExistsError  # noqa: E402
+from foldflow.errors import ClusterConnectionError, JobExistsError  # noqa: E402
 
 WORKING_DIR_EXCLUDES = [".venv", ".cache", ".git", "results", "**/__pycache__"]
 FINISHED = {JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.STOPPED}
@@ -34,7 +34,7 @@ def submit_run(address: str, run_id: str, predict_args: list[str], working_dir: 
     """Submit ``foldflow predict <predict_args>`` as a Ray job; returns the job's submission id.
 
     Raises ClusterConnectionError when the dashboard cannot be reached and
-    RunExistsError when a job with this run id was submitted before.
+    JobExistsError when a job with this run id was submitted before.
     """
     entrypoint = shlex.join([python, "-m", "foldflow", "predict", *predict_args,
                              "--run-id", run_id, "--address", "auto", "--progress", "jsonl"])
@@ -50,16 +50,18 @@ def submit_run(address: str, run_id: str, predict_args: list[str], working_dir: 
     except RuntimeError as error:
         if f"{submission_id(run_id)} already exists" not in str(error):
             raise
-        raise RunExistsError(f"run '{run_id}': Ray job {submission_id(run_id)} exists already on {address}; "
-                             f"submit with another --run-id") from None
+        raise JobExistsError(f"run '{run_id}': Ray job {submission_id(run_id)} exists already on {address}; "
+                             f"submit with another --run-id", submission_id(run_id)) from None
 
 
-def wait_for_job(address: str, job_id: str, timeout_s: float = 3600, poll_s: float = 1.0) -> tuple[str, str]:
-    """Wait until the job ends; returns (status, the job's log)."""
+def wait_for_job(address: str, job_id: str, timeout_s: float | None = None, poll_s: float = 1.0
+                 ) -> tuple[str, str]:
+    """Wait until the job ends (at most ``timeout_s``, default: however long it runs); returns (status, the
+    job's log)."""
     client = JobSubmissionClient(address)
-    deadline = time.monotonic() + timeout_s
+    deadline = None if timeout_s is None else time.monotonic() + timeout_s
     while (status := client.get_job_status(job_id)) not in FINISHED:
-        if time.monotonic() > deadline:
+        if deadline is not None and time.monotonic() > deadline:
             raise TimeoutError(f"job {job_id} still {status} after {timeout_s:.0f} s")
         time.sleep(poll_s)
     return str(status), client.get_job_logs(job_id)
