@@ -8,9 +8,11 @@ MGnify and UniProt samples. References are the Debian binaries run by hand with 
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
+import inspect
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -27,8 +29,6 @@ from foldflow.stage_workers import MsaStage, StepJob
 from foldflow.stages import run_chains
 from foldflow.targets import Target
 from conftest import ROOT, debian_binary
-
-pytestmark = pytest.mark.ray
 
 DEMO = {name: sequence for name, _, sequence in read_fasta(ROOT / "examples" / "demo.fasta")}
 QUERY = DEMO["HG003690_101"]  # 79 residues with homologues in each bundled sample
@@ -48,10 +48,8 @@ def build(engine: str, fasta: Path, prefix: Path, *options: str) -> str:
     return result.output
 
 
-@pytest.fixture(scope="module")
-def databases(tmp_path_factory, binaries) -> dict[str, Path]:
-    """Databases built by `foldflow databases build`, each checked by its own test query."""
-    folder = tmp_path_factory.mktemp("databases")
+def build_all(folder: Path) -> dict[str, str]:
+    """Build the four databases into ``folder``; returns what `foldflow databases build` printed for each."""
     records = read_fasta(BUNDLED_DB_DIR / "bfd_mini.fasta")
     # the sample's first entries plus its one homologue of QUERY (found by jackhmmer: U2SVQ8_9FUSO)
     subset = records[:BFD_SUBSET] + [r for r in records[BFD_SUBSET:] if r[0] == "U2SVQ8_9FUSO"]
@@ -62,6 +60,26 @@ def databases(tmp_path_factory, binaries) -> dict[str, Path]:
         "colabfold_envdb": build("mmseqs2", BUNDLED_DB_DIR / "mgnify_mini.fasta", folder / "envdb", "--no-index"),
         "uniprot": build("mmseqs2", BUNDLED_DB_DIR / "uniprot_mini.fasta", folder / "uniprot", "--threads", "2"),
     }
+    return outputs
+
+
+@pytest.fixture(scope="module")
+def databases(binaries) -> dict[str, Path]:
+    """Databases built by `foldflow databases build`, each checked by its own test query.
+
+    Built once per checkout under .cache/ (behind a lock, with a record of the build's output), keyed by the
+    building code, so tests/test_msa_engines_cli.py, which runs in the Ray group on the other pytest worker,
+    finds them built here instead of building them again.
+    """
+    code = inspect.getsource(build_all) + str(BFD_SUBSET) + (ROOT / "foldflow" / "msa" / "databases.py").read_text()
+    folder = ROOT / ".cache" / "test-msa-databases" / hashlib.sha256(code.encode()).hexdigest()[:16]
+    folder.mkdir(parents=True, exist_ok=True)
+    record = folder / "build-output.json"
+    with open(folder / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not record.is_file():
+            record.write_text(json.dumps(build_all(folder)))
+    outputs = json.loads(record.read_text())
     for name, output in outputs.items():
         assert "found itself" in output, (name, output)
     assert "index present" in outputs["uniref30"] and "index absent" in outputs["colabfold_envdb"]
@@ -184,67 +202,6 @@ def test_features_hold_every_engines_rows(databases, tmp_path):
         rows.update(msa.sequences)
     assert len(prepared.msas["A"]) == 4 and all(prepared.msa_depths[db] >= 2 for db in ("bfd", "uniref30"))
     assert prepared.feature_msa_depth == int(features["num_alignments"][0]) == len(rows)
-
-
-@pytest.mark.slow
-def test_three_engines_run_end_to_end_through_the_cli(databases, tmp_path):
-    """`foldflow predict` with uniref90 on pyhmmer, BFD on hhblits, UniRef30 and the environmental database on
-    MMseqs2 (built above): both targets predicted, each database's MSA written, and the MMseqs2 databases
-    searched once each for both targets (the run's chains batched)."""
-    config = three_engine_config(databases)
-    (tmp_path / "config.yaml").write_text(
-        "msa:\n  templates: {enabled: false}\n  databases:\n" + "".join(
-            f"  - {{name: {db.name}, path: {db.path}, engine: {db.engine or 'pyhmmer'}}}\n" for db in config.databases)
-        + f"model:\n  names: [model_1_ptm]\n  num_recycle: 0\n  max_msa_clusters: 8\n  max_extra_msa: 16\n"
-          f"  bucket_lengths: [96]\nrelax: {{models_to_relax: none}}\nstore: {tmp_path / 'store'}\n")
-    (tmp_path / "input.fasta").write_text("".join(f">{name}\n{DEMO[name]}\n" for name in ("HG003690_101", "HG003686_698")))
-    result = subprocess.run([sys.executable, "-m", "foldflow", "predict", str(tmp_path / "input.fasta"),
-                             "--out", str(tmp_path / "out"), "--config", str(tmp_path / "config.yaml"),
-                             "--run-id", "engines", "--progress", "none"],
-                            capture_output=True, text=True, cwd=ROOT, timeout=900)
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert "bfd=bfd (hhblits)" in result.stderr + result.stdout
-    for name in ("HG003690_101", "HG003686_698"):
-        msas = sorted(p.name for p in (tmp_path / "out" / name / "msas").iterdir())
-        assert msas == ["bfd_uniref_hits.a3m", "colabfold_envdb_hits.a3m", "uniref30_hits.a3m", "uniref90_hits.sto"]
-        assert (tmp_path / "out" / name / "ranked_0.pdb").is_file()
-    status = subprocess.run([sys.executable, "-m", "foldflow", "runs", "status", "engines", "--json",
-                             "--store", str(tmp_path / "store")], capture_output=True, text=True, check=True)
-    workers = json.loads(status.stdout)["msa_workers"]
-    assert sum(w["mmseqs_calls"] for w in workers) == 2 and sum(w["mmseqs_queries"] for w in workers) == 4
-
-
-# -- a missing tool or database fails before the run, in one line -------------------------------------------
-def predict_cli(tmp_path: Path, config: str) -> subprocess.CompletedProcess:
-    (tmp_path / "config.yaml").write_text(config)
-    (tmp_path / "input.fasta").write_text(f">t\n{QUERY}\n")
-    return subprocess.run([sys.executable, "-m", "foldflow", "predict", str(tmp_path / "input.fasta"), "--out", str(tmp_path / "out"),
-                           "--config", str(tmp_path / "config.yaml"), "--progress", "none"],
-                          capture_output=True, text=True, timeout=300)
-
-
-def errors(result: subprocess.CompletedProcess) -> list[str]:
-    return [line for line in result.stderr.splitlines() if line.startswith("error:")]
-
-
-def test_missing_binary_fails_before_the_run_naming_the_package(tmp_path):
-    result = predict_cli(tmp_path, f"msa:\n  hhblits_binary: /opt/none/hhblits\n  databases:\n"
-                                   f"  - {{name: bfd, path: {tmp_path}/bfd, engine: hhblits}}\n")
-    assert result.returncode == 2
-    assert errors(result) == [
-        "error: /opt/none/hhblits: not found (install the Debian package hhsuite: apt-get install hhsuite, "
-        "or set msa.hhblits_binary to its path)"]
-    assert not (tmp_path / "out").exists(), "nothing ran"
-
-
-def test_missing_database_fails_before_the_run_naming_the_file(tmp_path, binaries):
-    result = predict_cli(tmp_path, f"msa:\n  databases:\n  - {{name: uniref30, path: {tmp_path}/nothing, "
-                                   f"engine: mmseqs2}}\n")
-    assert result.returncode == 2
-    assert errors(result) == [
-        f"error: database 'uniref30': no MMseqs2 database at {tmp_path}/nothing (missing nothing.dbtype; "
-        f"build one with: foldflow databases build mmseqs2 FASTA {tmp_path}/nothing)"]
-    assert not (tmp_path / "out").exists(), "nothing ran"
 
 
 def test_databases_check_names_a_broken_database(databases, tmp_path):
