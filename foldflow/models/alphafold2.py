@@ -82,8 +82,7 @@ def _initialise_random(model_name: str, settings: ModelConfig, init_features: In
 
     Drawn on the CPU with XLA's RngBitGenerator (JAX's ``unsafe_rbg`` keys, for this initialisation only):
     the same parameters for a seed on every machine with this jaxlib, GPU or not, and the init program
-    compiles in a third of the time of JAX's default threefry keys (18 s instead of 49 s for model_1_ptm
-    on 2 CPU cores).
+    compiles in 0.4 times the time of JAX's default threefry keys (docs/benchmarks.md, benchmark 9).
     """
     cfg = model_config(model_name, settings)
     cfg.model.global_config.zero_init = False
