@@ -96,8 +96,12 @@ def crd_schema(kind: str) -> dict:
 
 
 def _cluster_spec(manifest: dict) -> dict | None:
-    return {"RayCluster": lambda m: m["spec"], "RayJob": lambda m: m["spec"].get("rayClusterSpec")}.get(
-        manifest.get("kind"), lambda m: None)(manifest)
+    """The RayCluster spec of a RayCluster or a RayJob; None for other kinds."""
+    if manifest.get("kind") == "RayCluster":
+        return manifest["spec"]
+    if manifest.get("kind") == "RayJob":
+        return manifest["spec"].get("rayClusterSpec")
+    return None
 
 
 def _groups(spec: dict) -> list[tuple[str, dict]]:
@@ -352,10 +356,15 @@ def _dockerfile_of(image: str) -> str:
 
 
 def launcher_images(launcher: dict) -> dict[str, str]:
+    """The image each node type's container runs (the launcher's docker, head_image and worker_image keys)."""
     docker = launcher["docker"]
-    return {node: (spec.get("docker", {}).get("worker_image") or docker.get("worker_image") or docker["image"])
-            if node != launcher["head_node_type"] else docker.get("head_image", docker["image"])
-            for node, spec in launcher["available_node_types"].items()}
+    images = {}
+    for node, spec in launcher["available_node_types"].items():
+        if node == launcher["head_node_type"]:
+            images[node] = docker.get("head_image", docker["image"])
+        else:
+            images[node] = spec.get("docker", {}).get("worker_image") or docker.get("worker_image", docker["image"])
+    return images
 
 
 def image_problems(deployment: Deployment) -> list[str]:
