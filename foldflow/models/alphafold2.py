@@ -187,18 +187,22 @@ class AlphaFold2(Model):
         return process_features(self.config, features, seed, pad_to)
 
     def predict(self, features: dict[str, np.ndarray], seed: int, pad_to: int) -> Prediction:
-        num_res = len(features["aatype"])
         start = time.perf_counter()
         processed = self.model_inputs(features, seed, pad_to)
-        processed_at = time.perf_counter()
+        processing = time.perf_counter() - start
+        prediction = self.predict_processed(processed, seed, num_res=len(features["aatype"]))
+        prediction.timings = {f"process_features_{self.name}": processing, **prediction.timings}
+        return prediction
+
+    def predict_processed(self, processed: dict[str, np.ndarray], seed: int, num_res: int) -> Prediction:
+        """One prediction from model inputs (:meth:`model_inputs`), sliced to the first ``num_res`` residues;
+        its timing is named ``predict_and_compile_<model>`` when the input shape was compiled for it."""
+        start = time.perf_counter()
         programs = self.compiles
         result, recycles = self._runner.predict(processed, random_seed=seed)
-        compiling = self.compiles > programs
-        done = time.perf_counter()
-        return self._to_prediction(processed, result, recycles, num_res, seed, {
-            f"process_features_{self.name}": processed_at - start,
-            f"predict_and_compile_{self.name}" if compiling else f"predict_{self.name}": done - processed_at,
-        })
+        step = "predict_and_compile" if self.compiles > programs else "predict"
+        return self._to_prediction(processed, result, recycles, num_res, seed,
+                                   {f"{step}_{self.name}": time.perf_counter() - start})
 
     def _to_prediction(self, processed, result, recycles: int, num_res: int, seed: int,
                        timings: dict[str, float]) -> Prediction:

@@ -1,0 +1,55 @@
+"""scripts/bench_gpu.py (benchmark 10, measured on a lent GPU) end to end on the CPU at a tiny size, so the
+prepared device command keeps working in the sessions that have no device."""
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from alphafold.model import config as af_config
+
+ROOT = Path(__file__).resolve().parent.parent
+SCRIPT = ROOT / "scripts" / "bench_gpu.py"
+MSA_CLUSTERS, EXTRA_MSA, RECYCLES, REPEATS = 8, 16, 1, 2
+
+pytestmark = pytest.mark.slow
+
+
+def test_every_case_is_measured_and_a_new_process_loads_the_programs_from_disk(tmp_path):
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    # the parameters come from the test session's cache; the XLA programs are compiled cold under tmp_path
+    shared_params = Path(os.environ["FOLDFLOW_CACHE_DIR"]) / "params"
+    shared_params.mkdir(parents=True, exist_ok=True)
+    (cache / "params").symlink_to(shared_params, target_is_directory=True)
+    done = subprocess.run(
+        [sys.executable, str(SCRIPT), "--lengths", "16,24", "--float32-length", "16", "--padding-length", "16",
+         "--num-recycle", str(RECYCLES), "--msa-clusters", str(MSA_CLUSTERS), "--extra-msa", str(EXTRA_MSA),
+         "--repeats", str(REPEATS), "--cache-dir", str(cache), "--out", str(tmp_path)],
+        capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    record = json.loads((tmp_path / "bench_gpu.json").read_text())
+
+    cases = {(c["case"], c["length"], c["pad_to"]): c for c in record["cases"]}
+    assert set(cases) == {("bfloat16", 16, 16), ("bfloat16", 24, 24), ("float32", 16, 16), ("padding", 16, 64)}
+    # AlphaFold's monomer input pipeline gives max_templates of the MSA clusters to the templates
+    data = af_config.model_config("model_1_ptm").data
+    clusters = MSA_CLUSTERS - data.eval.max_templates if data.common.reduce_msa_clusters_by_max_templates else MSA_CLUSTERS
+    for case in cases.values():
+        assert (case["recycles"], case["msa_clusters"], case["extra_msa_rows"]) == (RECYCLES, clusters, EXTRA_MSA)
+        assert len(case["predict_calls_s"]) == REPEATS and case["finite"] and math.isfinite(case["mean_plddt"])
+        assert case["xla_programs_built"] > 0 and case["xla_programs_from_disk"] == 0  # each shape compiled cold
+    assert [c["precision"] for c in record["cases"]] == ["bfloat16", "bfloat16", "float32", "bfloat16"]
+
+    padding = record["padding"]
+    assert (padding["length"], padding["bucket"]) == (16, 64)
+    assert all(math.isfinite(padding[k]) for k in ("max_ca_shift_A", "max_abs_dplddt", "max_abs_dpae_A"))
+
+    loaded = {entry["length"]: entry for entry in record["cache_load"]["lengths"]}
+    assert set(loaded) == {16}
+    assert loaded[16]["xla_programs_built"] == 0 and loaded[16]["xla_programs_from_disk"] > 0
+    assert "skipped" not in json.dumps(record)
+    assert "A100 / this" in done.stdout
