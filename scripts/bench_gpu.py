@@ -53,8 +53,9 @@ sys.path.insert(0, str(HERE.parent))  # the repository, when foldflow is not ins
 from bench_padding import padding_differences  # noqa: E402
 
 MODEL = "model_1_ptm"
-# AlphaFold's model-only seconds per prediction on an A100 by length, as issue 16 quotes them (compile excluded).
-A100_SECONDS = {100: 4.9, 300: 13.0, 500: 29.0, 1000: 96.0}
+# AlphaFold's published prediction seconds on one A100 (README, "AlphaFold prediction speed": unrelaxed, three
+# recycles, MSA and template search excluded, the run_alphafold --benchmark second call, so compile excluded).
+A100_SECONDS = {100: 4.9, 200: 7.7, 300: 13.0, 400: 18.0, 500: 29.0, 1000: 96.0, 1500: 280.0}
 AMINO_ACIDS = "ACDEFGHIKLMNPQRSTVWY"
 SUBSTITUTED = 0.15  # fraction of positions changed in each synthetic MSA row
 LONG = 1000  # lengths above this run after the float32 and padding cases
