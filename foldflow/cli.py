@@ -287,6 +287,7 @@ def runs_list(store: str | None, verbose: bool) -> None:
 def runs_status(run_id: str, store: str | None, as_json: bool, watch: bool, interval: float, verbose: bool) -> None:
     """Where a run stands: state, targets per stage, failures with reasons."""
     from foldflow.api import run_status
+    from foldflow.runs import status_line
 
     if watch:
         with _errors(verbose):
@@ -297,8 +298,7 @@ def runs_status(run_id: str, store: str | None, as_json: bool, watch: bool, inte
     if as_json:
         click.echo(json.dumps(status, indent=1))
         return
-    click.echo(_status_line(status))
-    click.echo("  " + ", ".join(f"{k}: {v}" for k, v in status["counts"].items()))
+    click.echo(status_line(status))
     click.echo(f"  outputs: {status['out_dir']}")
     if status["error"]:
         click.echo(f"  error: {status['error']}")
@@ -311,29 +311,23 @@ def runs_status(run_id: str, store: str | None, as_json: bool, watch: bool, inte
                    f"({xla['cache_hits']} from the disk cache) in {xla['seconds']:.1f} s")
 
 
-def _status_line(status: dict) -> str:
-    return (f"run {status['run_id']}: {status['state']}, {status['progress']:.0%} of {status['targets']} targets "
-            f"finished ({status['cached']} from the store)")
-
-
 def _watch_run(run_id: str, store: str | None, as_json: bool, interval: float) -> None:
     """Print the run's state and targets per stage whenever they change, until the run is no longer going."""
     import time
 
     from foldflow.api import run_status
-    from foldflow.runs import RUN_GOING_STATES
+    from foldflow.runs import RUN_GOING_STATES, status_line
 
     last = None
     while True:
         status = run_status(run_id, store)
-        counts = ", ".join(f"{k}: {v}" for k, v in status["counts"].items())
         if (status["state"], status["counts"]) != last:
             last = (status["state"], status["counts"])
             if as_json:
                 click.echo(json.dumps({"time": round(time.time(), 3), **{k: status[k] for k in (
                     "run_id", "state", "targets", "counts", "progress", "cached", "failures")}}))
             else:
-                click.echo(f"{time.strftime('%H:%M:%S')} {_status_line(status)}; {counts}")
+                click.echo(f"{time.strftime('%H:%M:%S')} {status_line(status)}")
         if status["state"] not in RUN_GOING_STATES:
             return
         time.sleep(interval)

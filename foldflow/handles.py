@@ -21,7 +21,7 @@ from foldflow.config import RunConfig, dump_config
 from foldflow.errors import FoldflowError
 from foldflow.options import predict_args
 from foldflow.results import TargetResult
-from foldflow.runs import RunBook, check_run_id, new_run_id
+from foldflow.runs import RunBook, check_run_id, new_run_id, status_line
 from foldflow.store import Store
 
 
@@ -39,7 +39,7 @@ class RunHandle:
         """Where the run stands (as :func:`foldflow.run_status`); before the run has started: state "starting"."""
         book = RunBook(Store(self.store))
         if not book.exists(self.run_id):
-            return {"run_id": self.run_id, "state": "starting", "progress": 0.0, "counts": {}, "targets": 0}
+            return {"run_id": self.run_id, "state": "starting", "progress": 0.0, "counts": {}, "targets": 0, "cached": 0}
         return book.status(self.run_id)
 
     @property
@@ -55,14 +55,14 @@ class RunHandle:
         deadline = None if timeout is None else time.monotonic() + timeout
         last = None
         while not self.done():
-            if show and (line := _line(self.status())) != last:
+            if show and (line := status_line(self.status())) != last:
                 print(line, flush=True)
                 last = line
             if deadline is not None and time.monotonic() >= deadline:
                 raise TimeoutError(f"run {self.run_id} still going after {timeout} s")
             time.sleep(interval)
         if show:
-            print(_line(self.status()), flush=True)
+            print(status_line(self.status()), flush=True)
         return self.process.returncode
 
     def result(self) -> RunResult:
@@ -78,11 +78,6 @@ class RunHandle:
         random_params = RunConfig.model_validate(book.manifest(self.run_id).config).model.uses_random_params
         return RunResult(self.run_id, self.out_dir, results, pq.read_table(summary), random_params,
                          cancelled=book.state(self.run_id)["state"] == "cancelled")
-
-
-def _line(status: dict) -> str:
-    counts = ", ".join(f"{k}: {v}" for k, v in status.get("counts", {}).items())
-    return f"run {status['run_id']}: {status['state']}, {status['progress']:.0%}" + (f" ({counts})" if counts else "")
 
 
 def start(fasta: str | Path, out: str | Path, config: RunConfig | str | Path | None = None,

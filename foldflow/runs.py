@@ -71,6 +71,13 @@ class RunManifest:
         return [InvalidTarget(**t) for t in self.invalid]
 
 
+def status_line(status: dict) -> str:
+    """Where a run stands, in one line (``runs status``, ``--watch``, ``RunHandle.wait(show=True)``)."""
+    counts = ", ".join(f"{k}: {v}" for k, v in status["counts"].items())
+    return (f"run {status['run_id']}: {status['state']}, {status['progress']:.0%} of {status['targets']} targets "
+            f"done ({status['cached']} from the store)" + (f"; {counts}" if counts else ""))
+
+
 class RunBook:
     """Reads and writes run records in a :class:`Store`."""
 

@@ -161,7 +161,7 @@ class Bench:
         """Seconds a case should take, from the longest bfloat16 case measured (None: nothing yet): compile
         as measured, prediction seconds growing as length squared (AlphaFold's A100 times grow as
         length^0.9 to length^1.7 between 100 and 1,000 residues), float32 twice as slow."""
-        measured = [c for c in self.record["cases"] if c.get("precision") == "bfloat16" and "first_call_s" in c]
+        measured = [c for c in self.record["cases"] if c.get("precision") == "bfloat16" and "predict_s" in c]
         if not measured:
             return None
         ref = max(measured, key=lambda c: c["length"])
@@ -169,8 +169,6 @@ class Bench:
         return ref["compile_s"] + (1 + repeats) * predict
 
     def run_case(self, kind: str, length: int, bfloat16: bool, pad_to: int | None = None) -> dict | None:
-        from foldflow.models.compile_stats import measure_compiles
-
         pad_to = pad_to or length
         repeats = self.args.repeats
         estimate = self.estimate(pad_to, bfloat16, repeats)
@@ -184,6 +182,20 @@ class Bench:
             self.record["cases"].append(case)
             self.save()
             return None
+        try:
+            first = self.measure(case, length, bfloat16, pad_to, repeats)
+        except Exception as error:  # out of memory at the longest lengths, say: a result too, and the rest go on
+            case["error"] = f"{type(error).__name__}: {str(error)[:500]}"
+            first = None
+        self.record["cases"].append(case)
+        self.save()
+        print(row(case), flush=True)
+        return None if first is None else {"prediction": first, **case}
+
+    def measure(self, case: dict, length: int, bfloat16: bool, pad_to: int, repeats: int):
+        """Fill in ``case``'s figures; the first call's prediction."""
+        from foldflow.models.compile_stats import measure_compiles
+
         model = self.model(bfloat16)
         features, case["features_s"] = self.raw_features(length)
         start = time.perf_counter()
@@ -208,10 +220,7 @@ class Bench:
                     # the device's peak since the process started: this case's own only if it rose during it
                     peak_gib=peak / 2 ** 30 if peak is not None and peak != peak_before else None,
                     a100_s=A100_SECONDS.get(length) if pad_to == length else None)
-        self.record["cases"].append(case)
-        self.save()
-        print(row(case), flush=True)
-        return {"prediction": first, **case}
+        return first
 
     def padding(self, length: int) -> None:
         from foldflow.config import ModelConfig
@@ -230,15 +239,23 @@ class Bench:
     def cache_load(self, lengths: list[int]) -> None:
         """A new process reads the programs of ``lengths`` from the disk cache: its first-call seconds."""
         measured = {c["length"]: c for c in self.record["cases"]
-                    if c.get("case") == "bfloat16" and "first_call_s" in c}
+                    if c.get("case") == "bfloat16" and "predict_s" in c}
         lengths = [n for n in lengths if n in measured]
         if not lengths or self.seconds_left < 30 + sum(measured[n]["predict_s"] for n in lengths):
             self.record["cache_load"] = {"skipped": f"{self.seconds_left:.0f} s left"}
             self.save()
             return
         command = [sys.executable, __file__, "--cache-load", ",".join(map(str, lengths)), *self.passed_settings()]
+        # this process still holds JAX's preallocated share (75 %) of the GPU: the new one allocates as it goes
+        env = {**os.environ, "XLA_PYTHON_CLIENT_PREALLOCATE": "false"}
         start = time.perf_counter()
-        done = subprocess.run(command, capture_output=True, text=True, timeout=max(self.seconds_left, 30))
+        try:
+            done = subprocess.run(command, capture_output=True, text=True, env=env,
+                                  timeout=max(self.seconds_left, 30))
+        except subprocess.TimeoutExpired:
+            self.record["cache_load"] = {"error": f"still running after {time.perf_counter() - start:.0f} s"}
+            self.save()
+            return
         if done.returncode != 0:
             self.record["cache_load"] = {"error": done.stderr[-2000:]}
         else:
@@ -286,6 +303,8 @@ HEADER = ("case       length  pad_to  precision  features s  compile s  first ca
 def row(case: dict) -> str:
     if "skipped" in case:
         return f"{case['case']:9s}  {case['length']:6d}  skipped: {case['skipped']}"
+    if "error" in case:
+        return f"{case['case']:9s}  {case['length']:6d}  failed: {case['error']}"
     peak = f"{case['peak_gib']:8.2f}" if case["peak_gib"] is not None else "       -"
     a100 = case.get("a100_s")
     ratio = f"{a100 / case['predict_s']:11.2f}" if a100 else "          -"
@@ -361,6 +380,8 @@ def main() -> None:
     if not args.no_cache_load:
         bench.cache_load(sorted({lengths[0], args.padding_length or lengths[0]}))
     print_summary(bench.record)
+    if any("error" in c for c in bench.record["cases"]) or "error" in (bench.record["cache_load"] or {}):
+        sys.exit("a case failed: see its error above and in bench_gpu.json")
     if not math.isfinite(sum(c.get("mean_plddt", 0.0) for c in bench.record["cases"])):
         sys.exit("non-finite pLDDT in a case: see bench_gpu.json")
 
