@@ -39,7 +39,8 @@ class RunHandle:
         """Where the run stands (as :func:`foldflow.run_status`); before the run has started: state "starting"."""
         book = RunBook(Store(self.store))
         if not book.exists(self.run_id):
-            return {"run_id": self.run_id, "state": "starting", "progress": 0.0, "counts": {}, "targets": 0, "cached": 0}
+            return {"run_id": self.run_id, "state": "starting", "progress": 0.0, "counts": {}, "targets": 0,
+                    "cached": 0}
         return book.status(self.run_id)
 
     @property
