@@ -168,7 +168,9 @@ class Bench:
         predict = ref["predict_s"] * max(1.0, length / ref["length"]) ** 2 * (1.0 if bfloat16 else 2.0)
         return ref["compile_s"] + (1 + repeats) * predict
 
-    def run_case(self, kind: str, length: int, bfloat16: bool, pad_to: int | None = None) -> dict | None:
+    def run_case(self, kind: str, length: int, bfloat16: bool, pad_to: int | None = None):
+        """Measure one case and record it (skipped when its estimate passes the deadline); its first
+        prediction, or None."""
         pad_to = pad_to or length
         repeats = self.args.repeats
         estimate = self.estimate(pad_to, bfloat16, repeats)
@@ -176,21 +178,20 @@ class Bench:
             repeats = 1
             estimate = self.estimate(pad_to, bfloat16, repeats)
         case = {"case": kind, "length": length, "pad_to": pad_to, "precision": "bfloat16" if bfloat16 else "float32"}
+        first = None
         if estimate is not None and estimate > self.seconds_left:
             case["skipped"] = f"estimated {estimate:.0f} s, {self.seconds_left:.0f} s left"
-            print(f"{kind} {length}: skipped ({case['skipped']})", flush=True)
-            self.record["cases"].append(case)
-            self.save()
-            return None
-        try:
-            first = self.measure(case, length, bfloat16, pad_to, repeats)
-        except Exception as error:  # out of memory at the longest lengths, say: a result too, and the rest go on
-            case["error"] = f"{type(error).__name__}: {str(error)[:500]}"
-            first = None
+        else:
+            try:
+                first = self.measure(case, length, bfloat16, pad_to, repeats)
+            except Exception as error:  # out of memory at the longest lengths, say: a result too; the rest go on
+                case["error"] = f"{type(error).__name__}: {str(error)[:500]}"
         self.record["cases"].append(case)
         self.save()
         print(row(case), flush=True)
-        return None if first is None else {"prediction": first, **case}
+        if first is not None and bfloat16 and pad_to == length:
+            self.unpadded[length] = first  # the reference of the padding case
+        return first
 
     def measure(self, case: dict, length: int, bfloat16: bool, pad_to: int, repeats: int):
         """Fill in ``case``'s figures; the first call's prediction."""
@@ -226,14 +227,13 @@ class Bench:
         from foldflow.config import ModelConfig
 
         bucket = ModelConfig().bucket_for(length)
-        if length not in self.unpadded:
-            if (exact := self.run_case("bfloat16", length, True)) is None:
-                return
-            self.unpadded[length] = exact["prediction"]
+        exact = self.unpadded.get(length) or self.run_case("bfloat16", length, True)
+        if exact is None:
+            return
         padded = self.run_case("padding", length, True, pad_to=bucket)
         if padded is not None:
             self.record["padding"] = {"length": length, "bucket": bucket, "precision": "bfloat16",
-                                      **padding_differences(self.unpadded[length], padded["prediction"])}
+                                      **padding_differences(exact, padded)}
             self.save()
 
     def cache_load(self, lengths: list[int]) -> None:
@@ -368,9 +368,7 @@ def main() -> None:
     print(f"settings {bench.record['settings']}; parameters {bench.record['params']}\n{HEADER}", flush=True)
     lengths = sorted(map(int, args.lengths.split(",")))
     for length in (n for n in lengths if n <= LONG):
-        case = bench.run_case("bfloat16", length, True)
-        if case is not None and length == args.padding_length:
-            bench.unpadded[length] = case["prediction"]
+        bench.run_case("bfloat16", length, True)
     if args.float32_length:
         bench.run_case("float32", args.float32_length, False)
     if args.padding_length:

@@ -44,7 +44,8 @@ def proteome_lengths(count: int, longest: int) -> list[int]:
 
     records = PROTEOME.read_text().split(">")[1:]
     lengths = [len("".join(r.split("\n")[1:])) for r in records]
-    usable = [n for n in lengths if 16 <= n and ModelConfig().bucket_for(n) <= longest]
+    bucket_for = ModelConfig().bucket_for
+    usable = [n for n in lengths if 16 <= n and bucket_for(n) <= longest]
     step = max(1, len(usable) // count)
     return usable[::step][:count]
 
@@ -74,11 +75,12 @@ class Measured:
 def derive(measured: Measured, lengths: list[int], msa_s: float, msa_workers: int) -> dict[str, dict]:
     from foldflow.config import ModelConfig
 
-    buckets = sorted({ModelConfig().bucket_for(n) for n in lengths})
+    padded = [ModelConfig().bucket_for(n) for n in lengths]
+    buckets = sorted(set(padded))
     msa_total = msa_s * len(lengths)
     baseline_compile = MODELS * sum(measured.compile_s(n) for n in set(lengths))
     baseline_predict = MODELS * sum(measured.predict_s(n) for n in lengths)
-    padded_predict = MODELS * sum(measured.predict_s(ModelConfig().bucket_for(n)) for n in lengths)
+    padded_predict = MODELS * sum(measured.predict_s(n) for n in padded)
     sides = {"run_alphafold, one process": {
         "compile_s": baseline_compile, "predict_s": baseline_predict, "msa_s": msa_total,
         "total_s": msa_total + baseline_compile + baseline_predict}}

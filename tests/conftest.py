@@ -1,7 +1,9 @@
 """Shared fixtures. Random parameters and XLA programs are cached under .cache/ in the checkout."""
 
+import importlib.util
 import os
 import shutil
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -23,6 +25,15 @@ def debian_binary(name: str, package: str) -> str:
     if binary is None:
         pytest.fail(f"the {name} binary (Debian package {package}) is needed: `make test` installs it")
     return binary
+
+
+def load_script(name: str):
+    """``scripts/<name>.py`` imported as a module (registered in sys.modules: dataclasses look their module up)."""
+    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
 
 
 def small_model_config(**overrides) -> ModelConfig:

@@ -1,7 +1,6 @@
 """scripts/bench_gpu.py (benchmark 10, measured on a lent GPU) end to end on the CPU at a tiny size, so the
 prepared device command keeps working in the sessions that have no device."""
 
-import importlib.util
 import json
 import math
 import os
@@ -12,23 +11,17 @@ from pathlib import Path
 import pytest
 from alphafold.model import config as af_config
 
-ROOT = Path(__file__).resolve().parent.parent
+from conftest import ROOT, load_script
+
 SCRIPT = ROOT / "scripts" / "bench_gpu.py"
 DERIVE = ROOT / "scripts" / "gpu_end_to_end.py"
 MSA_CLUSTERS, EXTRA_MSA, RECYCLES, REPEATS = 8, 16, 0, 1
 
 
-def _load(path: Path):
-    spec = importlib.util.spec_from_file_location(path.stem, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_the_derived_end_to_end_seconds_follow_the_measured_ones():
     """gpu_end_to_end.derive against the same sums done by hand: predictions growing as length^2 between
     the two measured lengths (log-log), compiles linearly, 5 models, foldflow's buckets 112 and 160."""
-    derive = _load(DERIVE)
+    derive = load_script("gpu_end_to_end")
     def case(kind: str, precision: str, length: int, predict_s: float, compile_s: float) -> dict:
         return {"case": kind, "precision": precision, "length": length, "pad_to": length, "predict_s": predict_s,
                 "compile_s": compile_s}

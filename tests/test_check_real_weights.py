@@ -1,29 +1,17 @@
 """scripts/check_real_weights.py: its comparison functions against known answers, and the script end to end."""
 
-import importlib.util
 import math
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+from conftest import ROOT, load_script
+
 SCRIPT = ROOT / "scripts" / "check_real_weights.py"
-
-
-
-def _load_script():
-    spec = importlib.util.spec_from_file_location("check_real_weights", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclasses look their module up while being built
-    spec.loader.exec_module(module)
-    return module
-
-
-crw = _load_script()
+crw = load_script("check_real_weights")
 
 
 def native(target: str):
