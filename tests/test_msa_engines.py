@@ -1,9 +1,11 @@
-"""HH-suite and MMseqs2 engines on databases foldflow builds here, against the binaries run by hand.
+"""HH-suite and MMseqs2 engines on databases foldflow builds here, against independent references.
 
 The databases are built during the test (``foldflow databases build``) from the bundled mini FASTA files:
 an HH-suite database from part of the BFD sample, MMseqs2 databases in ColabFold's layout from the UniRef90,
-MGnify and UniProt samples. References are the Debian binaries run by hand with the flags AlphaFold 2.3
-(hhblits) and ColabFold's ``colabfold_search`` (mmseqs) use, written out here independently of foldflow.
+MGnify and UniProt samples. References: the Debian hhblits run by hand with AlphaFold 2.3's flags, and
+ColabFold's own search code (``mmseqs_search_monomer`` of colabfold/mmseqs/search.py, vendored unchanged in
+tests/reference/colabfold_search.py) run on the same databases with the Debian mmseqs; species pairing is
+counted from the UniProt names in ColabFold's A3Ms with AlphaFold's ``msa_identifiers``.
 """
 
 from __future__ import annotations
@@ -13,10 +15,14 @@ import hashlib
 import inspect
 import json
 import subprocess
+import sys
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
 import pytest
+from alphafold.data import msa_identifiers, parsers
+from Bio.SeqIO.FastaIO import SimpleFastaParser
 from click.testing import CliRunner
 
 from foldflow.cli import main
@@ -29,6 +35,7 @@ from foldflow.stage_workers import MsaStage, StepJob
 from foldflow.stages import run_chains
 from foldflow.targets import Target
 from conftest import ROOT, debian_binary
+from reference.colabfold_search import mmseqs_search_monomer
 
 DEMO = {name: sequence for name, _, sequence in read_fasta(ROOT / "examples" / "demo.fasta")}
 QUERY = DEMO["HG003690_101"]  # 79 residues with homologues in each bundled sample
@@ -110,39 +117,99 @@ def test_hhblits_engine_equals_hhblits_run_by_hand(databases, binaries, tmp_path
     assert ours.depth >= 2, "the database holds a homologue of the query"
 
 
-COLABFOLD_SEARCH = """\
-set -e
-mmseqs createdb query.fasta qdb
-mmseqs search qdb {db} res tmp --threads 1 --num-iterations 3 --db-load-mode {load} -a -e 0.1 --max-seqs 10000 -s 8.0
-mmseqs mvdb tmp/latest/profile_1 prof_res
-mmseqs lndb qdb_h prof_res_h
-mmseqs expandaln qdb {db}_seq res {db}_aln res_exp --db-load-mode {load} --threads 1 --expansion-mode 0 -e inf \
-  --expand-filter-clusters 1 --max-seq-id 0.95
-mmseqs align prof_res {db}_seq res_exp res_exp_realign --db-load-mode {load} -e 10 --max-accept 100000 --threads 1 \
-  --alt-ali 10 -a
-mmseqs filterresult qdb {db}_seq res_exp_realign res_exp_realign_filter --db-load-mode {load} --qid 0 --qsc 0.8 \
-  --diff 0 --threads 1 --max-seq-id 1.0 --filter-min-enable 100
-mmseqs result2msa qdb {db}_seq res_exp_realign_filter uniref.a3m --msa-format-mode 6 --db-load-mode {load} \
-  --threads 1 --filter-msa 1 --filter-min-enable 1000 --diff 3000 --qid 0.0,0.2,0.4,0.6,0.8,1.0 --qsc 0 \
-  --max-seq-id 0.95
-mmseqs unpackdb uniref.a3m out --unpack-name-mode 0 --unpack-suffix .a3m
+# -- MMseqs2: ColabFold's own search code as the reference ----------------------------------------------------
+# ColabFold passes `--prefilter-mode 0` to `mmseqs search`; MMseqs2 14 (Debian) has no such flag and only the
+# k-mer prefilter that mode 0 names. ColabFold's function runs through this wrapper, which drops that flag
+# (refusing any other mode) and logs every call it passes on, as a JSON list per line.
+MMSEQS_WRAPPER = """\
+#!{python} -I
+import json, os, sys
+args = sys.argv[1:]
+if "--prefilter-mode" in args:
+    at = args.index("--prefilter-mode")
+    if args[at + 1] != "0":
+        sys.exit(f"MMseqs2 14 has only the k-mer prefilter (--prefilter-mode 0), not {{args[at + 1]}}")
+    del args[at:at + 2]
+with open({log!r}, "a") as log:
+    log.write(json.dumps(args) + "\\n")
+os.execv({binary!r}, [{binary!r}, *args])
 """
 
 
-@pytest.mark.parametrize("name, load", [("uniref30", 2), ("colabfold_envdb", 0)])
-def test_mmseqs_engine_equals_colabfold_search_run_by_hand(databases, binaries, tmp_path, name, load):
-    """colabfold_search's calls for the UniRef branch (filter on), as its search.py makes them; load mode 2
-    where the database has an index, 0 where it has none (as colabfold_search decides)."""
-    database = DatabaseConfig(name=name, path=databases[name], engine="mmseqs2")
-    ours = MMseqs2Engine(MsaConfig(databases=[database])).search(QUERY, database)
+class LoggedMmseqs:
+    """The Debian mmseqs behind :data:`MMSEQS_WRAPPER`: ``path`` to run, ``take_calls`` what it ran since."""
 
-    (tmp_path / "query.fasta").write_text(f">{QUERY_NAME}\n{QUERY}\n")
-    (tmp_path / "out").mkdir()
-    subprocess.run(["bash", "-c", COLABFOLD_SEARCH.format(db=databases[name], load=load)], cwd=tmp_path,
+    def __init__(self, binary: str, folder: Path):
+        self.path, self.log = folder / "mmseqs", folder / "calls.jsonl"
+        self.path.write_text(MMSEQS_WRAPPER.format(python=sys.executable, log=str(self.log), binary=binary))
+        self.path.chmod(0o755)
+
+    def take_calls(self) -> list[list[str]]:
+        calls = [json.loads(line) for line in self.log.read_text().splitlines()] if self.log.exists() else []
+        self.log.unlink(missing_ok=True)
+        return calls
+
+
+@pytest.fixture
+def logged_mmseqs(binaries, tmp_path) -> LoggedMmseqs:
+    (tmp_path / "wrapper").mkdir()
+    return LoggedMmseqs(binaries["mmseqs"], tmp_path / "wrapper")
+
+
+def colabfold_a3ms(mmseqs: LoggedMmseqs, sequences: list[str], database: Path, base: Path) -> list[str]:
+    """ColabFold's A3M (NULs removed) for each of ``sequences`` against ``database``: the vendored
+    ``mmseqs_search_monomer`` with ``database`` as its UniRef database and the environmental branch off
+    (foldflow searches every database from the query), at foldflow's defaults (``-s 8``, one thread)."""
+    base.mkdir()
+    # as colabfold_search's main() makes the query database: one monomer job per sequence, named 101
+    (base / "query.fas").write_text("".join(f">101\n{sequence}\n" for sequence in sequences))
+    subprocess.run([mmseqs.path, "createdb", base / "query.fas", base / "qdb", "--shuffle", "0", "--dbtype", "1"],
                    check=True, capture_output=True)
-    hand = (tmp_path / "out" / "0.a3m").read_text().replace("\x00", "")
-    assert ours.format == "a3m" and ours.text == hand
-    assert ours.depth >= 2, "the database holds homologues of the query"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MMSEQS_CALL_DEPTH", "1")  # ColabFold's run_mmseqs sets it in os.environ: undone after
+        mmseqs_search_monomer(dbbase=database.parent, base=base, uniref_db=Path(database.name),
+                              mmseqs=mmseqs.path, use_env=False, s=8, threads=1)
+    return [(base / f"{i}.a3m").read_text().replace("\x00", "") for i in range(len(sequences))]
+
+
+def search_calls(calls: list[list[str]]) -> list[list[str]]:
+    """The logged calls from ``search`` on, the working directory (``createdb``'s output's folder) written
+    WORK, without ColabFold's bookkeeping: its ``rmdb`` clean-ups and its renaming of ``uniref.a3m`` to
+    ``final.a3m`` (the name of its merged result when the environmental branch runs) before unpacking."""
+    work = str(Path(next(call for call in calls if call[0] == "createdb")[2]).parent)
+    kept = []
+    for call in calls[next(i for i, call in enumerate(calls) if call[0] == "search"):]:
+        call = [arg.replace(work, "WORK").replace("WORK/final.a3m", "WORK/uniref.a3m") for arg in call]
+        if call[0] != "rmdb" and call != ["mvdb", "WORK/uniref.a3m", "WORK/uniref.a3m"]:
+            kept.append(call)
+    return kept
+
+
+def named_as_colabfold(a3m: str) -> str:
+    """foldflow's A3M with its query row named as ColabFold names it (``101``: its main() names a job's
+    first sequence so); the rest unchanged."""
+    header, _, rest = a3m.partition("\n")
+    assert header == f">{QUERY_NAME}"
+    return f">101\n{rest}"
+
+
+@pytest.mark.parametrize("name", ["uniref30", "colabfold_envdb"])
+def test_mmseqs_engine_equals_colabfolds_own_search_code(databases, logged_mmseqs, tmp_path, name):
+    """The run's four chains in one foldflow search and in ColabFold's own search code: the same mmseqs calls
+    (through the index on the indexed database, `_seq`/`_aln` on the other) and the same A3M per chain."""
+    database = DatabaseConfig(name=name, path=databases[name], engine="mmseqs2")
+    chains = list(DEMO.values())
+    engine = MMseqs2Engine(MsaConfig(databases=[database], mmseqs_binary=str(logged_mmseqs.path)),
+                           upcoming=[(sequence, False) for sequence in chains])
+    ours = [engine.search(sequence, database) for sequence in chains]
+    our_calls = search_calls(logged_mmseqs.take_calls())
+
+    reference = colabfold_a3ms(logged_mmseqs, chains, databases[name], tmp_path / "colabfold")
+    assert our_calls == search_calls(logged_mmseqs.take_calls())
+    expandaln = next(call for call in our_calls if call[0] == "expandaln")
+    assert expandaln[2] == (f"{databases[name]}.idx" if name == "uniref30" else f"{databases[name]}_seq")
+    assert [named_as_colabfold(alignment.text) for alignment in ours] == reference
+    assert engine.calls == 1 and sum(alignment.depth for alignment in ours) >= 8, "the chains have homologues"
 
 
 def test_mmseqs_searches_the_runs_chains_in_batches(databases):
@@ -170,9 +237,44 @@ def test_mmseqs_batches_skip_chains_already_stored(databases, tmp_path):
     assert stage.info()["mmseqs_queries"] == 1
 
 
-def test_complex_chains_are_paired_from_mmseqs_uniprot_hits(databases, tmp_path):
-    """A heterodimer's chains searched with MMseqs2 against UniProt are paired by species, as
-    AlphaFold-Multimer pairs them (rows with residues in both chains beyond the query)."""
+def uniprot_names(fasta: Path) -> dict[str, str]:
+    """Accession -> the first word of its UniProt header (``tr|Q8EYI3|Q8EYI3_LEPIN``), read from the FASTA."""
+    with open(fasta) as handle:
+        names = [title.split()[0] for title, _ in SimpleFastaParser(handle)]
+    return {name.split("|")[1]: name for name in names}
+
+
+def renamed(a3m: str, names: dict[str, str]) -> str:
+    """``a3m`` with each hit's name (before the tab of its header) replaced by ``names[name]``."""
+    def rename(line: str) -> str:
+        name, tab, numbers = line[1:].partition("\t")
+        return f">{names[name]}{tab}{numbers}" if tab else line
+    return "".join(rename(line) if line.startswith(">") else line for line in a3m.splitlines(keepends=True))
+
+
+def species_paired_rows(a3ms: list[str]) -> int:
+    """The rows AlphaFold-Multimer pairs across chains from each chain's UniProt A3M
+    (alphafold.data.msa_pairing.pair_sequences): for each species (msa_identifiers, from the UniProt name)
+    found in every chain and with at most 600 rows in each, as many rows as the chain with the fewest; a
+    chain's rows counted as AlphaFold 2.3's make_msa_features keeps them (a repeated aligned sequence once)."""
+    per_chain = []
+    for a3m in a3ms:
+        msa, seen, species = parsers.parse_a3m(a3m), set(), Counter()
+        for sequence, description in zip(msa.sequences, msa.descriptions):
+            if sequence not in seen:
+                seen.add(sequence)
+                species[msa_identifiers.get_identifiers(description).species_id] += 1
+        del species[""]  # the query, and hits without a UniProt name
+        per_chain.append(species)
+    common = set.intersection(*(set(species) for species in per_chain))
+    return sum(min(c[s] for c in per_chain) for s in common if max(c[s] for c in per_chain) <= 600)
+
+
+def test_complex_chains_are_paired_from_mmseqs_uniprot_hits(databases, logged_mmseqs, tmp_path):
+    """A heterodimer's chains searched with MMseqs2 against UniProt: each chain's UniProt A3M is ColabFold's
+    with the hits' full UniProt names (MMseqs2 shortens them to accessions; the species is in the full name),
+    and the features hold the query row then exactly the species-paired rows AlphaFold-Multimer makes from
+    ColabFold's hits, each with residues in both chains."""
     config = MsaConfig(databases=[DatabaseConfig(name="uniref30", path=databases["uniref30"], engine="mmseqs2")],
                        pairing_database=DatabaseConfig(name="uniprot", path=databases["uniprot"], engine="mmseqs2"),
                        templates=TemplateConfig(enabled=False))
@@ -181,10 +283,19 @@ def test_complex_chains_are_paired_from_mmseqs_uniprot_hits(databases, tmp_path)
     placed, features = stage.prepare(StepJob(target))
     assert placed.record.msa_source == "mmseqs2"
     assert stage.info()["mmseqs_calls"] == 2, "one call per database for both chains"
+
+    names = uniprot_names(BUNDLED_DB_DIR / "uniprot_mini.fasta")
+    reference = [renamed(a3m, names) for a3m in
+                 colabfold_a3ms(logged_mmseqs, [WALKER_A, SIGNATURE], databases["uniprot"], tmp_path / "colabfold")]
+    ours = [next(a for a in placed.record.msas[chain] if a.database == "uniprot") for chain in ("A", "B")]
+    assert [named_as_colabfold(alignment.text) for alignment in ours] == reference
+
+    paired = species_paired_rows(reference)
+    assert paired >= 5, "the UniProt sample holds both proteins of several species"
     msa = features["msa"][features["msa_mask"].any(axis=1)]
     gap = 21
     both = (msa[:, :len(WALKER_A)] != gap).any(axis=1) & (msa[:, len(WALKER_A):] != gap).any(axis=1)
-    assert both[0] and both.sum() > 1, "species-paired rows follow the query row"
+    assert both.sum() == 1 + paired and both[:1 + paired].all(), "the query row, then the species-paired rows"
     np.testing.assert_array_equal(features["asym_id"], [1] * len(WALKER_A) + [2] * len(SIGNATURE))
 
 

@@ -2,14 +2,19 @@
 
 The database is ColabFold's layout (``foldflow databases build mmseqs2`` makes one from FASTA):
 ``<db>`` the cluster representatives (searched, with a ``createindex`` index when built), ``<db>_seq``
-every member sequence and ``<db>_aln`` each representative's alignments to its members. One search runs
-ColabFold's calls for the UniRef branch with its defaults: ``search`` (3 iterations, ``-e 0.1 --max-seqs
-10000 -s 8``), ``expandaln`` to the cluster members, ``align`` of the query profile (``--alt-ali 10``,
-``-e 10 --max-accept 100000``: ColabFold's filter settings), ``filterresult`` (``--qsc 0.8``) and
-``result2msa`` (A3M, ``--filter-msa 1 --diff 3000 --qid 0.0,...,1.0 --max-seq-id 0.95``).
+every member sequence and ``<db>_aln`` each representative's alignments to its members. One search makes
+the calls of the UniRef branch of ColabFold's ``mmseqs_search_monomer`` with its defaults (see
+:func:`colabfold_search_commands`): ``search`` (3 iterations, ``-e 0.1 --max-seqs 10000 -s 8``),
+``expandaln`` to the cluster members, ``align`` of the query profile (``--alt-ali 10``, ``-e 10
+--max-accept 100000``: ColabFold's filter settings), ``filterresult`` (``--qsc 0.8``) and ``result2msa``
+(A3M, ``--filter-msa 1 --diff 3000 --qid 0.0,...,1.0 --max-seq-id 0.95``). tests/test_msa_engines.py
+runs ColabFold's function itself (vendored in tests/reference/) and compares calls and A3Ms.
 
-Deviation from ColabFold, said in the README: every database is searched from the query sequence (ColabFold
-starts its environmental search from the UniRef search's profile), so each database is its own stored step.
+Differences from ColabFold, said in the README: every database is searched from the query sequence
+(ColabFold starts its environmental search from the UniRef search's profile), so each database is its own
+stored step; the query row is named ``query`` (ColabFold's is ``101``); hits of the pairing database
+(``uniprot``) keep the first word of their FASTA header (MMseqs2 shortens ``tr|Q8EYI3|Q8EYI3_LEPIN`` to
+``Q8EYI3``; AlphaFold-Multimer reads the species from the full name).
 
 MMseqs2 is fastest on many queries at once: a search for one chain takes the run's next chains that are not
 stored yet (``upcoming``) into the same call, up to ``msa.mmseqs_batch_size``, and keeps their alignments
@@ -43,26 +48,37 @@ def has_index(prefix: Path) -> bool:
 
 def colabfold_search_commands(binary: str, work: Path, database: Path, threads: int,
                               sensitivity: float) -> list[list[str]]:
-    """colabfold_search's calls for one database (its UniRef branch, filter on), queries in ``work/qdb``."""
-    load = "2" if has_index(database) else "0"  # an index is read once into the page cache and kept there
-    common = ["--db-load-mode", load, "--threads", str(threads)]
-    seq, aln = f"{database}_seq", f"{database}_aln"
+    """The calls ColabFold's ``mmseqs_search_monomer`` makes for its UniRef branch (filter on, ``use_env``
+    off), in its order and with its arguments, queries in ``work/qdb``, one A3M per query unpacked into
+    ``work``. An indexed database is read through its index (``{db}.idx`` for the members and their
+    alignments too, ``--db-load-mode 2``: the index is read once into the page cache and kept there), one
+    without through ``{db}_seq`` and ``{db}_aln``, as ColabFold decides. Left out: ``--prefilter-mode 0``
+    (MMseqs2 14 has no such flag; 0, the k-mer prefilter, is the default of the versions that have it) and
+    ColabFold's ``rmdb`` clean-ups (``work`` is a temporary directory)."""
+    indexed = has_index(database)
+    load = "2" if indexed else "0"
+    seq, aln = (f"{database}.idx", f"{database}.idx") if indexed else (f"{database}_seq", f"{database}_aln")
     w = lambda name: str(work / name)  # noqa: E731
+    threading = ["--threads", str(threads)]
+    search_param = ["--num-iterations", "3", "--db-load-mode", load, "-a", "-e", "0.1", "--max-seqs", "10000",
+                    "-s", f"{sensitivity:.1f}"]
+    filter_param = ["--filter-msa", "1", "--filter-min-enable", "1000", "--diff", "3000",
+                    "--qid", "0.0,0.2,0.4,0.6,0.8,1.0", "--qsc", "0", "--max-seq-id", "0.95"]
+    expand_param = ["--expansion-mode", "0", "-e", "inf", "--expand-filter-clusters", "1", "--max-seq-id", "0.95"]
     return [
-        [binary, "search", w("qdb"), str(database), w("res"), w("tmp"), *common, "--num-iterations", "3",
-         "-a", "-e", "0.1", "--max-seqs", "10000", "-s", f"{sensitivity:.1f}"],
+        [binary, "search", w("qdb"), str(database), w("res"), w("tmp"), *threading, *search_param],
         [binary, "mvdb", w("tmp/latest/profile_1"), w("prof_res")],
         [binary, "lndb", w("qdb_h"), w("prof_res_h")],
-        [binary, "expandaln", w("qdb"), seq, w("res"), aln, w("res_exp"), *common, "--expansion-mode", "0",
-         "-e", "inf", "--expand-filter-clusters", "1", "--max-seq-id", "0.95"],
-        [binary, "align", w("prof_res"), seq, w("res_exp"), w("res_exp_realign"), *common, "-e", "10",
-         "--max-accept", "100000", "--alt-ali", "10", "-a"],
-        [binary, "filterresult", w("qdb"), seq, w("res_exp_realign"), w("res_exp_realign_filter"), *common,
-         "--qid", "0", "--qsc", "0.8", "--diff", "0", "--max-seq-id", "1.0", "--filter-min-enable", "100"],
-        [binary, "result2msa", w("qdb"), seq, w("res_exp_realign_filter"), w("msa.a3m"), *common,
-         "--msa-format-mode", "6", "--filter-msa", "1", "--filter-min-enable", "1000", "--diff", "3000",
-         "--qid", "0.0,0.2,0.4,0.6,0.8,1.0", "--qsc", "0", "--max-seq-id", "0.95"],
-        [binary, "unpackdb", w("msa.a3m"), w("out"), "--unpack-name-mode", "0", "--unpack-suffix", ".a3m"],
+        [binary, "expandaln", w("qdb"), seq, w("res"), aln, w("res_exp"), "--db-load-mode", load, *threading,
+         *expand_param],
+        [binary, "align", w("prof_res"), seq, w("res_exp"), w("res_exp_realign"), "--db-load-mode", load,
+         "-e", "10", "--max-accept", "100000", *threading, "--alt-ali", "10", "-a"],
+        [binary, "filterresult", w("qdb"), seq, w("res_exp_realign"), w("res_exp_realign_filter"),
+         "--db-load-mode", load, "--qid", "0", "--qsc", "0.8", "--diff", "0", *threading, "--max-seq-id", "1.0",
+         "--filter-min-enable", "100"],
+        [binary, "result2msa", w("qdb"), seq, w("res_exp_realign_filter"), w("uniref.a3m"),
+         "--msa-format-mode", "6", "--db-load-mode", load, *threading, *filter_param],
+        [binary, "unpackdb", w("uniref.a3m"), str(work), "--unpack-name-mode", "0", "--unpack-suffix", ".a3m"],
     ]
 
 
@@ -98,14 +114,14 @@ def colabfold_search(binary: str, sequences: list[str], database: Path, threads:
     ``full_names`` the hits keep their full FASTA names (UniProt's species, for pairing)."""
     with tempfile.TemporaryDirectory(prefix="foldflow-mmseqs-") as tmp:
         work = Path(tmp)
-        (work / "out").mkdir()
         fasta = work / "queries.fasta"
         fasta.write_text("".join(f">q{i}\n{sequence}\n" for i, sequence in enumerate(sequences)))
-        run([binary, "createdb", fasta, work / "qdb"], "mmseqs createdb")
+        # as colabfold_search's main() makes its query database: in input order, as proteins
+        run([binary, "createdb", fasta, work / "qdb", "--shuffle", "0", "--dbtype", "1"], "mmseqs createdb")
         for command in colabfold_search_commands(binary, work, database, threads, sensitivity):
             run(command, f"mmseqs {command[1]} against {database}")
         names = _full_names(binary, work, database, threads) if full_names else {}
-        return [_query_a3m((work / "out" / f"{i}.a3m").read_text(), names) for i in range(len(sequences))]
+        return [_query_a3m((work / f"{i}.a3m").read_text(), names) for i in range(len(sequences))]
 
 
 class MMseqs2Engine(ToolSearchEngine):
