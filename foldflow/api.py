@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -10,9 +11,10 @@ import pyarrow as pa
 
 from foldflow.config import RunConfig, default_config, dump_config, load_config, validate_config
 from foldflow.errors import ConfigError, FoldflowError, RunExistsError, SetupError
+from foldflow.options import overrides_from_keywords
 from foldflow.outputs import RANDOM_PARAMS_WARNING, write_summary
 from foldflow.results import TargetResult
-from foldflow.runs import RunBook, RunManifest, check_run_id, new_run_id
+from foldflow.runs import RunBook, RunManifest, RunNotFoundError, check_run_id, new_run_id
 from foldflow.store import Store
 from foldflow.targets import InvalidTarget, TargetBatch, load_targets
 
@@ -126,8 +128,11 @@ def describe_setup(config: RunConfig, models: list[str] | None = None) -> str:
     bundled = "bundled mini databases" if all("resources/db" in str(db.path) for db in config.msa.databases) \
         else "databases"
     preset = config.model.effective_preset
+    relax = config.effective_relax()
+    cut_short = (f", relaxation cut short ({relax.max_iterations} minimisation steps)"
+                 if relax.models_to_relax != "none" and relax.max_iterations else "")
     settings = ("AlphaFold 2.3's own recycles and MSA depths" if preset == "alphafold"
-                else "FEWER recycles and MSA rows than AlphaFold: not its accuracy")
+                else f"FEWER recycles and MSA rows than AlphaFold{cut_short}: not its accuracy")
     return f"foldflow: {', '.join(config.model.model_names if models is None else models)} with {params}; preset {preset} ({settings}); {bundled}: {dbs}"
 
 
@@ -152,8 +157,9 @@ def predict(fasta: str | Path, out: str | Path, config: RunConfig | str | Path |
     """Predict structures for every record of a FASTA file (or a directory of FASTA files).
 
     ``config`` is a RunConfig, a YAML path, or None for the bundled demo setup.
-    ``overrides`` set top-level or dotted fields, e.g. ``skip_invalid=True`` or
-    ``**{"model.params_dir": "/data/params"}``. Every call is a run with an id
+    ``overrides`` take the command line's option names, as ``foldflow predict`` means them
+    (``relax="none", models="model_1_ptm", num_recycle=1, params="/data/params"``), or set any
+    dotted setting (``**{"model.max_msa_clusters": 8}``). Every call is a run with an id
     (``run_id`` or a new one) whose step results and state go to the store, so
     it can be resumed, and so a later run of the same targets computes nothing again.
     """
@@ -227,8 +233,29 @@ def _execute(manifest: RunManifest, config: RunConfig, book: RunBook) -> RunResu
     return RunResult(manifest.run_id, out_dir, results, table, config.model.uses_random_params, cancelled, invalid)
 
 
-def run_status(run_id: str, store: str | None = None) -> dict:
-    return RunBook(Store(store or default_config().store)).status(run_id)
+def run_status(run_id: str, store: str | None = None, address: str | None = None) -> dict:
+    """Where a run stands. A run that is not in the store but was submitted as a Ray job to the cluster at
+    ``address`` (a dashboard URL or cluster address; default: RAY_ADDRESS) is described from its job: e.g. a job
+    that failed before foldflow started, with the job's last log lines as its error."""
+    book = RunBook(Store(store or default_config().store))
+    address = address or os.environ.get("RAY_ADDRESS")
+    if book.exists(run_id) or not address:
+        return book.status(run_id)
+    from foldflow.pipeline.jobs import job_state, submission_id  # imports Ray
+
+    not_found = f"run '{run_id}' not found in store {book.store.uri}"
+    try:
+        job = job_state(address, run_id)
+    except Exception as error:  # an unreachable cluster must not hide that the run is not in the store
+        raise RunNotFoundError(f"{not_found}; its Ray job could not be looked up on {address}: {error}") from None
+    if job is None:
+        raise RunNotFoundError(f"{not_found}, nor as a Ray job on {address}")
+    state, log_tail = job
+    failed = state in ("FAILED", "STOPPED")
+    return {"run_id": run_id, "state": "failed" if failed else "starting", "targets": 0, "counts": {},
+            "progress": 0.0, "cached": 0, "out_dir": "(not created)", "failures": {}, "model_workers": [],
+            "msa_workers": [], "error": (f"Ray job {submission_id(run_id)} {state} before the run started: "
+                                         f"{log_tail}" if failed else None)}
 
 
 def report(run_id: str, store: str | None = None, out: str | Path | None = None) -> Path:
@@ -250,9 +277,10 @@ def cancel(run_id: str, store: str | None = None) -> None:
 
 
 def apply_overrides(config: RunConfig, overrides: dict) -> RunConfig:
-    """Set dotted fields (``model.num_recycle``) on a copy of ``config``; None values are ignored."""
+    """Set command-line option names (``num_recycle``) or dotted fields (``model.num_recycle``) on a copy of
+    ``config`` (:func:`foldflow.options.overrides_from_keywords`); None values are ignored."""
     data = config.model_dump()
-    for dotted, value in overrides.items():
+    for dotted, value in overrides_from_keywords(overrides).items():
         if value is None:
             continue
         *parents, leaf = dotted.split(".")

@@ -52,13 +52,13 @@ def _click_type(kind: OptionKind, local: bool) -> click.ParamType | type:
     return str
 
 
-def run_options(local: bool) -> Callable[[Command], Command]:
-    """Add every option of :data:`foldflow.options.RUN_OPTIONS` to a command.
+def run_options(local: bool, names: tuple[str, ...] | None = None) -> Callable[[Command], Command]:
+    """Add the options of :data:`foldflow.options.RUN_OPTIONS` (those ``names``, default all) to a command.
 
     ``local``: paths must exist on this machine; otherwise they are taken as the cluster sees them.
     """
     def decorate(command: Command) -> Command:
-        for option in reversed(RUN_OPTIONS):
+        for option in reversed([o for o in RUN_OPTIONS if names is None or o.name in names]):
             decls = [option.flag, *([option.short] if option.short else []), option.name]
             parsing = {"is_flag": True, "default": None} if option.kind == "flag" \
                 else {"type": _click_type(option.kind, local)}
@@ -135,7 +135,8 @@ def submit(fasta: str, out: str, address: str, python: str, wait: bool, verbose:
         try:
             run_id, job_id = submit_run(fasta, out, address, values["config"], values["run_id"], python=python,
                                         **overrides_from_values(values))
-            click.echo(f"run {run_id} submitted as Ray job {job_id} to {address}")
+            click.echo(f"run {run_id} submitted as Ray job {job_id} to {address}; follow it with: foldflow runs "
+                       f"status {run_id} --address {address}" + (f" --store {values['store']}" if values["store"] else ""))
         except JobExistsError as exists:
             if not wait:
                 raise
@@ -158,17 +159,16 @@ def submit(fasta: str, out: str, address: str, python: str, wait: bool, verbose:
               help="Output folder (designs/*.parquet); the same folder again resumes the campaign.")
 @click.option("--designs", type=int, help="Backbones to generate (design.designs).")
 @click.option("--address", help=ADDRESS_HELP)
-@click.option("--no-progress", is_flag=True, help="No progress bars.")
+@run_options(local=True, names=("progress", "no_progress"))
 @_verbose_option
-def design(config_path: Path | None, out: Path, designs: int | None, address: str | None, no_progress: bool,
-           verbose: bool) -> None:
+def design(config_path: Path | None, out: Path, designs: int | None, address: str | None, verbose: bool,
+           **values) -> None:
     """Design proteins: backbones -> ProteinMPNN -> refold and filter -> relaxation -> Parquet."""
     _setup_logging(verbose)
     from foldflow.api import design as run_design
 
-    overrides = {"pipeline.address": address, **({"design.designs": designs} if designs else {}),
-                 **({"pipeline.progress": "none"} if no_progress else {})}
     with _errors(verbose):
+        overrides = {"pipeline.address": address, "design.designs": designs, **overrides_from_values(values)}
         run = run_design(out, config_path, **overrides)
     click.echo(f"design campaign of {run.designs} backbones finished in {run.seconds:.0f} s: {run.parquet}")
 
@@ -283,8 +283,11 @@ def runs_list(store: str | None, verbose: bool) -> None:
 @click.option("--watch", is_flag=True,
               help="Follow the run (done by another process or a Ray job): a line at each change, until it ends.")
 @click.option("--interval", type=float, default=2.0, show_default=True, help="Seconds between looks (--watch).")
+@click.option("--address", help="Ray dashboard the run was submitted to (default: RAY_ADDRESS): a run not in the "
+                                "store is looked up as a Ray job there, e.g. one that failed before foldflow started.")
 @_verbose_option
-def runs_status(run_id: str, store: str | None, as_json: bool, watch: bool, interval: float, verbose: bool) -> None:
+def runs_status(run_id: str, store: str | None, as_json: bool, watch: bool, interval: float, address: str | None,
+                verbose: bool) -> None:
     """Where a run stands: state, targets per stage, failures with reasons."""
     from foldflow.api import run_status
     from foldflow.runs import status_line
@@ -294,7 +297,7 @@ def runs_status(run_id: str, store: str | None, as_json: bool, watch: bool, inte
             _watch_run(run_id, store, as_json, interval)
         return
     with _errors(verbose):
-        status = run_status(run_id, store)
+        status = run_status(run_id, store, address)
     if as_json:
         click.echo(json.dumps(status, indent=1))
         return

@@ -21,6 +21,9 @@ from foldflow.progress import ProgressMode
 BUNDLED_DB_DIR = Path(str(resources.files("foldflow") / "resources" / "db"))
 # Random-init parameters and the XLA compilation cache live here; FOLDFLOW_CACHE_DIR moves it.
 DEFAULT_CACHE_DIR = Path(os.environ.get("FOLDFLOW_CACHE_DIR", "~/.cache/foldflow")).expanduser()
+# Step results and run records, by default in the cache folder; FOLDFLOW_STORE moves them (the tests keep
+# theirs apart from the user's runs while sharing the parameter and XLA caches).
+DEFAULT_STORE = os.environ.get("FOLDFLOW_STORE") or str(DEFAULT_CACHE_DIR / "store")
 # Steps of at most 1.25x up to 1024 (1.33x beyond): padding costs little, and with the persistent
 # compilation cache each bucket compiles once per machine, not once per run.
 DEFAULT_BUCKETS = (64, 80, 96, 112, 128, 160, 192, 224, 256, 320, 384, 448, 512, 640, 768, 896, 1024,
@@ -169,6 +172,9 @@ class MsaConfig(_Strict):
 # The "fast" preset's model settings (demo and tests); "alphafold" keeps each model's own (AlphaFold 2.3:
 # 3 recycles, 512 MSA clusters, 5,120 extra MSA rows for the monomer models).
 FAST_PRESET = {"num_recycle": 1, "max_msa_clusters": 32, "max_extra_msa": 64}
+# The fast preset's relaxation: random-parameter structures are full of clashes, and minimising them to
+# convergence, three times, takes minutes per target; a bounded minimisation shows the stage in seconds.
+FAST_RELAX = {"max_iterations": 100, "max_outer_iterations": 1}
 PRESET_SETTINGS = tuple(FAST_PRESET)
 
 # AlphaFold 2.3's model presets (alphafold.model.config.MODEL_PRESETS), usable as names in model.names.
@@ -273,6 +279,14 @@ class RelaxConfig(_Strict):
     # Which predictions to relax, as run_alphafold's --models_to_relax: the best-ranked, all, or none.
     models_to_relax: Literal["best", "all", "none"] = "best"
     use_gpu: bool = False  # OpenMM on CUDA (give the relax actors a GPU: pipeline.relax_actor_gpus)
+    # L-BFGS steps per minimisation (0: until converged) and minimisations at most (more while violations
+    # remain). None: the preset's: AlphaFold 2.3's own (0 and 3), or FAST_RELAX with the fast preset.
+    max_iterations: int | None = Field(default=None, ge=0)
+    max_outer_iterations: int | None = Field(default=None, ge=1)
+
+    def minimisation(self) -> dict[str, int]:
+        """The minimisation settings given here (the others are AlphaFold's: foldflow.relax.RelaxSettings)."""
+        return {k: v for k in ("max_iterations", "max_outer_iterations") if (v := getattr(self, k)) is not None}
 
 
 class PipelineConfig(_Strict):
@@ -363,7 +377,7 @@ class DesignConfig(_Strict):
 
 class RunConfig(_Strict):
     # Where step results and run records live: a path or a pyarrow filesystem URI (s3://...).
-    store: str = str(DEFAULT_CACHE_DIR / "store")
+    store: str = DEFAULT_STORE
     msa: MsaConfig = Field(default_factory=MsaConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
     relax: RelaxConfig = Field(default_factory=RelaxConfig)
@@ -372,6 +386,12 @@ class RunConfig(_Strict):
     max_length: int = Field(default=2500, ge=1)
     skip_invalid: bool = False
     plots: bool = True  # msa_coverage.png, plddt.png, pae.png per target (foldflow.plots)
+
+    def effective_relax(self) -> RelaxConfig:
+        """The relaxation settings as they run: with the fast preset, FAST_RELAX where none are given."""
+        if self.model.effective_preset != "fast":
+            return self.relax
+        return self.relax.model_copy(update={k: v for k, v in FAST_RELAX.items() if getattr(self.relax, k) is None})
 
 
 def default_config() -> RunConfig:

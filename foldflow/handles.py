@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 from foldflow.api import RunResult
 from foldflow.config import RunConfig, dump_config
 from foldflow.errors import FoldflowError
-from foldflow.options import predict_args
+from foldflow.options import overrides_from_keywords, predict_args
 from foldflow.results import TargetResult
 from foldflow.runs import RunBook, check_run_id, new_run_id, status_line
 from foldflow.store import Store
@@ -84,9 +84,11 @@ class RunHandle:
 def start(fasta: str | Path, out: str | Path, config: RunConfig | str | Path | None = None,
           run_id: str | None = None, **overrides) -> RunHandle:
     """:func:`foldflow.predict` without waiting: start the run in a child process and return its handle at once
-    (``overrides`` are those with a command-line option)."""
+    (``overrides``: option names or dotted settings, as for :func:`foldflow.predict`, that have a command-line
+    option)."""
     from foldflow.config import load_config
 
+    overrides = overrides_from_keywords(overrides)
     run_id = check_run_id(run_id) if run_id else new_run_id()
     loaded = config if isinstance(config, RunConfig) else load_config(config)
     store = str(overrides.get("store") or loaded.store)

@@ -30,7 +30,7 @@ class RunOption:
     kind: OptionKind
     help: str
     short: str | None = None
-    flag_value: bool = True
+    flag_value: bool | str = True
 
     @property
     def name(self) -> str:
@@ -44,6 +44,15 @@ class RunOption:
         if self.kind == "list":
             return str(value).split(",")
         return self.flag_value if self.kind == "flag" else value
+
+    def keyword_to_setting(self, value: object) -> object:
+        """A Python keyword argument's value (``models="a,b"`` or ``["a", "b"]``, ``no_templates=True``) as the
+        setting's value (None: leave the setting alone, e.g. ``no_progress=False``)."""
+        if self.kind == "list" and isinstance(value, (list, tuple)):
+            return list(value)
+        if self.kind == "flag" and value is False and isinstance(self.flag_value, bool):
+            return not self.flag_value  # skip_invalid=False, no_templates=False: the setting's other value
+        return self.to_setting(value)
 
     def to_args(self, value: object) -> list[str]:
         """The command-line arguments that set this option's setting to ``value``."""
@@ -89,24 +98,63 @@ RUN_OPTIONS: tuple[RunOption, ...] = (
               "Run the valid targets and list the invalid ones in the summary."),
     RunOption("--progress", "pipeline.progress", "text",
               "Progress on stderr: bars (one per stage, the default), jsonl (one JSON line per step event) or none."),
+    RunOption("--no-progress", "pipeline.progress", "flag", "The same as --progress none.", flag_value="none"),
 )
 _BY_NAME = {option.name: option for option in RUN_OPTIONS}
-_BY_SETTING = {option.setting: option for option in RUN_OPTIONS if option.setting}
+
+
+def _first_option_per_setting() -> dict[str, RunOption]:
+    """Each setting's first option, in declaration order; later ones (--no-progress) are its aliases."""
+    first: dict[str, RunOption] = {}
+    for option in RUN_OPTIONS:
+        if option.setting:
+            first.setdefault(option.setting, option)
+    return first
+
+
+_BY_SETTING = _first_option_per_setting()
+
+
+def _settings(given: list[tuple[RunOption | None, str, object]]) -> dict[str, object]:
+    """(option or None, setting, value) triples as overrides; None values left out, contradictions refused."""
+    overrides: dict[str, object] = {}
+    for option, setting, value in given:
+        if value is None:
+            continue
+        if setting in overrides and overrides[setting] != value:
+            name = option.flag if option else setting
+            raise ConfigError(f"{name} contradicts another option: {setting} is {overrides[setting]!r} and {value!r}")
+        overrides[setting] = value
+    return overrides
 
 
 def overrides_from_values(values: Mapping[str, object]) -> dict[str, object]:
     """Parsed option values (by :attr:`RunOption.name`) as dotted-setting overrides; options not given are left out."""
-    overrides = {option.setting: option.to_setting(values.get(option.name)) for option in _BY_SETTING.values()}
-    return {setting: value for setting, value in overrides.items() if value is not None}
+    return _settings([(option, option.setting, option.to_setting(values.get(option.name)))
+                      for option in RUN_OPTIONS if option.setting])
+
+
+def overrides_from_keywords(keywords: Mapping[str, object]) -> dict[str, object]:
+    """The Python API's keyword arguments as dotted-setting overrides: a command-line option's name
+    (``relax="none"``, ``models="model_1_ptm"``, ``num_recycle=1``, ``no_templates=True``) means what the option
+    means; any other keyword is a dotted setting (``**{"model.max_msa_clusters": 8}``)."""
+    given = []
+    for key, value in keywords.items():
+        option = _BY_NAME.get(key)
+        if option is not None and option.setting is None:
+            raise ConfigError(f"'{key}' is an argument of its own, not a setting")
+        given.append((option, option.setting, option.keyword_to_setting(value)) if option else (None, key, value))
+    return _settings(given)
 
 
 def predict_args(fasta: str | Path, out: str | Path, config: str | Path | None = None,
                  overrides: Mapping[str, object] | None = None) -> list[str]:
-    """``foldflow predict`` arguments for ``foldflow.predict(fasta, out, config, **overrides)``; no --run-id.
+    """``foldflow predict`` arguments for ``foldflow.predict(fasta, out, config, **overrides)`` (option names or
+    dotted settings, as :func:`overrides_from_keywords` reads them); no --run-id.
 
     Raises ConfigError for an override that no option sets (put it in the config file instead).
     """
-    overrides = {setting: value for setting, value in (overrides or {}).items() if value is not None}
+    overrides = overrides_from_keywords(overrides or {})
     if unknown := sorted(set(overrides) - set(_BY_SETTING)):
         raise ConfigError("\n".join(f"setting '{setting}' has no command-line option; set it in the config file"
                                     for setting in unknown))

@@ -23,7 +23,7 @@ def run_in_process(targets: Sequence[Target], config: RunConfig, out_dir: Path,
     """Predict ``targets`` in this process; a target that fails is recorded, the others go on."""
     msa = MsaStage(config.msa, config.store, upcoming=run_chains(targets))
     model = ModelStage(config.model, config.store, config.model.models_needed({t.is_complex for t in targets}))
-    relax = RelaxStage(config.relax, config.store) if config.relax.models_to_relax != "none" else None
+    relax = RelaxStage(config.effective_relax(), config.store) if config.relax.models_to_relax != "none" else None
     writer = OutputStage(config, out_dir)
     results = []
     for target in targets:

@@ -232,13 +232,14 @@ def ranked(predicted: Sequence[PredictedModel]) -> list[PredictedModel]:
 
 
 def relax_target(predicted: Sequence[PredictedModel], cache: StepCache, settings: RelaxConfig) -> RelaxedTarget:
-    """Amber-relax the best-ranked prediction (or all), as run_alphafold's --models_to_relax."""
+    """Amber-relax the best-ranked prediction (or all), as run_alphafold's --models_to_relax, with ``settings``
+    as they run (:meth:`RunConfig.effective_relax`)."""
     from foldflow.relax import RelaxSettings, openmm_version, relax_protein
 
     start = time.time()
     order = ranked(predicted)
     chosen = order[:1] if settings.models_to_relax == "best" else order
-    relax_settings = RelaxSettings(use_gpu=settings.use_gpu)
+    relax_settings = RelaxSettings(use_gpu=settings.use_gpu, **settings.minimisation())
     relaxed = {}
     for p in chosen:
         key = relax_key(p.key, relax_settings.key_settings(), openmm_version())

@@ -4,10 +4,15 @@ import importlib.util
 import os
 import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 os.environ.setdefault("FOLDFLOW_CACHE_DIR", str(ROOT / ".cache" / "foldflow"))
+# Tests never write into the user's store (`make demo`'s runs): runs that name no store go to one of this
+# test process's own. The parameter and XLA caches in FOLDFLOW_CACHE_DIR are shared.
+USER_STORE = Path(os.environ.get("FOLDFLOW_STORE") or Path(os.environ["FOLDFLOW_CACHE_DIR"]) / "store")
+os.environ["FOLDFLOW_STORE"] = tempfile.mkdtemp(prefix="foldflow-test-store-")
 
 import pytest  # noqa: E402
 
@@ -69,6 +74,19 @@ def pytest_collection_finish(session):
     """Fail at once when pytest-xdist did not group the tests (it appends ``@group`` to each node id)."""
     if getattr(session.config.option, "loadgroup", False) and any("@" not in i.nodeid for i in session.items):
         raise pytest.UsageError("pytest-xdist did not group the tests (--dist loadgroup); see pyproject.toml on pytest")
+
+
+def _user_runs() -> set[str]:
+    runs = USER_STORE / "runs"
+    return {p.name for p in runs.iterdir()} if runs.is_dir() else set()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def users_store_untouched():
+    """The suite fails if a run appeared in the user's store while it ran."""
+    before = _user_runs()
+    yield
+    assert _user_runs() <= before, f"tests wrote runs into the user's store {USER_STORE}"
 
 
 @pytest.fixture(scope="module", autouse=True)

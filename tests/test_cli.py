@@ -152,6 +152,50 @@ def test_overrides_without_a_command_line_option_are_refused():
         predict_args("in.fasta", "out", overrides={"skip_invalid": False})
 
 
+def test_the_api_takes_the_command_lines_option_names_with_their_meaning():
+    """foldflow.predict/start(..., relax="none", models=..., num_recycle=1) set what the CLI's options set
+    (parsed by click here, not by foldflow)."""
+    args = ["--relax", "none", "--models", "model_1_ptm,model_1_multimer_v3", "--num-recycle", "1", "--no-templates",
+            "--no-progress", "--skip-invalid", "--random-seed", "3", "--max-template-date", "2020-01-01"]
+    parsed = overrides_from_values(cli.predict.make_context("predict", ["in.fasta", "--out", "o", *args]).params)
+    keywords = dict(relax="none", models="model_1_ptm,model_1_multimer_v3", num_recycle=1, no_templates=True,
+                    no_progress=True, skip_invalid=True, random_seed=3, max_template_date="2020-01-01")
+    from_cli = api.apply_overrides(api.default_config(), parsed)
+    assert api.apply_overrides(api.default_config(), keywords) == from_cli
+    assert api.apply_overrides(api.default_config(), {**keywords, "models": ["model_1_ptm", "model_1_multimer_v3"]}
+                               ) == from_cli
+    assert (from_cli.relax.models_to_relax, from_cli.model.num_recycle, from_cli.msa.templates.enabled,
+            from_cli.pipeline.progress) == ("none", 1, False, "none")
+    with pytest.raises(FoldflowError, match="--no-progress contradicts another option"):
+        api.apply_overrides(api.default_config(), {"progress": "bars", "no_progress": True})
+
+
+@pytest.mark.parametrize("command", [cli.predict, cli.submit, cli.design])
+def test_no_progress_is_progress_none_in_every_command(command):
+    required = {cli.predict: ["in.fasta", "--out", "o"], cli.submit: ["in.fasta", "--out", "o", "--address", "a"],
+                cli.design: ["--out", "o"]}[command]
+    for given in (["--no-progress"], ["--progress", "none"]):
+        values = command.make_context(command.name, [*required, *given]).params
+        assert overrides_from_values(values)["pipeline.progress"] == "none", given
+    helps = {p.opts[0]: p.help for p in command.params if p.opts[0] in ("--progress", "--no-progress")}
+    assert helps == {p.opts[0]: p.help for p in cli.predict.params if p.opts[0] in ("--progress", "--no-progress")}
+
+
+def test_start_takes_the_command_lines_option_names(tmp_path):
+    """foldflow.start(..., relax="none") was refused ("setting 'relax' has no command-line option"): the child
+    run gets the options, and a bad input ends it with exit 2 as on the command line."""
+    import foldflow
+
+    fasta = tmp_path / "bad.fasta"
+    fasta.write_text(">dna\nACGTACGTACGTACGT\n")
+    handle = foldflow.start(fasta, tmp_path / "out", relax="none", models="model_1_ptm", num_recycle=1,
+                            store=str(tmp_path / "store"))
+    assert handle.wait(timeout=300) == 2
+    command = " ".join(handle.process.args)
+    assert "--relax none" in command and "--models model_1_ptm" in command and "--num-recycle 1" in command
+    assert "target 'dna': looks like a nucleotide sequence" in handle.log.read_text()
+
+
 @pytest.mark.slow
 def test_skip_invalid_runs_the_rest_and_keeps_earlier_outputs(tmp_path):
     first = DEMO_FASTA.read_text().split(">")[1]

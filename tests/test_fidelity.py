@@ -11,7 +11,9 @@ import pytest
 from alphafold.model import config as af_config
 from alphafold.model import model as af_model
 
-from foldflow.config import ModelConfig
+from foldflow.api import apply_overrides, describe_setup
+from foldflow.config import ModelConfig, RunConfig
+from foldflow.relax import RelaxSettings
 from foldflow.features import build_features
 from foldflow.models.alphafold2 import model_config, process_features
 from foldflow.msa.jackhmmer import ResidentDatabases
@@ -38,6 +40,29 @@ def test_random_parameters_default_to_the_fast_preset_and_explicit_values_win(tm
     assert ModelConfig(params_dir=tmp_path, preset="fast").effective_preset == "fast"
     mixed = model_config("model_1_ptm", ModelConfig(params_dir=tmp_path, num_recycle=1))
     assert (mixed.model.num_recycle, mixed.data.eval.max_msa_clusters) == (1, 512)
+
+
+# run_alphafold.py (AlphaFold 2.3): RELAX_MAX_ITERATIONS, RELAX_ENERGY_TOLERANCE, RELAX_STIFFNESS,
+# RELAX_EXCLUDE_RESIDUES (empty), RELAX_MAX_OUTER_ITERATIONS.
+RUN_ALPHAFOLD_RELAX = {"max_iterations": 0, "tolerance": 2.39, "stiffness": 10.0, "max_outer_iterations": 3}
+
+
+def relax_arguments(config: RunConfig) -> dict:
+    """The AmberRelaxation arguments a run of ``config`` relaxes with (as foldflow.stages.relax_target builds them)."""
+    relax = config.effective_relax()
+    return RelaxSettings(use_gpu=relax.use_gpu, **relax.minimisation()).key_settings()
+
+
+def test_relaxation_is_run_alphafolds_with_real_parameters_and_bounded_with_the_fast_preset(tmp_path):
+    assert relax_arguments(RunConfig(model={"params_dir": tmp_path})) == RUN_ALPHAFOLD_RELAX
+    fast = relax_arguments(RunConfig())
+    assert fast == {**RUN_ALPHAFOLD_RELAX, "max_iterations": 100, "max_outer_iterations": 1}
+    # real parameters given on top of a random-parameter config (the API's params=...) relax as AlphaFold does
+    assert relax_arguments(apply_overrides(RunConfig(), {"params": str(tmp_path)})) == RUN_ALPHAFOLD_RELAX
+    explicit = RunConfig(relax={"max_iterations": 5})
+    assert relax_arguments(explicit) == {**fast, "max_iterations": 5}
+    assert "relaxation cut short (100 minimisation steps)" in describe_setup(RunConfig())
+    assert "relaxation" not in describe_setup(RunConfig(relax={"models_to_relax": "none"}))
 
 
 def test_predictions_and_seeds_follow_run_alphafold():

@@ -3,39 +3,26 @@ nightly route (examples/nightly/nightly.sh, what the KubeRay CronJob runs) exits
 a run inside the cluster (RAY_ADDRESS set, as in KubeRay pods and Ray jobs) joins it without --address."""
 
 import json
-import os
-import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
 import foldflow
 from conftest import DATA, DEMO_FASTA, ROOT
+from ray_head import RAY_ENV as ENV, ray_head
 
 pytestmark = [pytest.mark.slow, pytest.mark.ray]
-RAY = str(Path(sys.executable).parent / "ray")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-ENV = {**os.environ, "RAY_AUTH_MODE": "token"}
 
 
 @pytest.fixture
-def cluster(tmp_path):
-    """A Ray head on this machine, dashboard on 127.0.0.1 only: (dashboard URL, GCS address); `ray stop` afterwards."""
-    dashboard, gcs = free_port(), free_port()
-    subprocess.run([RAY, "start", "--head", f"--port={gcs}", "--dashboard-host=127.0.0.1",
-                    f"--dashboard-port={dashboard}", "--num-cpus=2", "--include-dashboard=true",
-                    "--disable-usage-stats"], env=ENV, check=True, capture_output=True)
-    yield f"http://127.0.0.1:{dashboard}", f"127.0.0.1:{gcs}"
-    subprocess.run([RAY, "stop", "--force"], env=ENV, capture_output=True)
+def cluster():
+    """A Ray head on this machine, dashboard on 127.0.0.1 only: (dashboard URL, GCS address); stopped by its
+    process id afterwards (tests/ray_head.py), never with `ray stop`."""
+    with ray_head() as head:
+        yield head.dashboard, head.gcs
 
 
 def nightly(head: str, targets: Path, store: Path, out: Path, prefix: str) -> subprocess.CompletedProcess:
@@ -77,6 +64,23 @@ def test_submitted_nightly_runs_complete_into_the_store_and_a_failed_night_exits
     assert "FAILED" in failed.stdout and foldflow.run_status(failed.stdout.split()[1], str(store))["counts"] == {
         "ok": 4, "invalid": 1}
 
+    # a job that fails before foldflow starts (the cluster's python has no foldflow): `submit` exits 0, and
+    # `runs status` with the cluster's address reads the job (the run is not in the store) and says why it failed
+    broken = subprocess.run(
+        [sys.executable, "-m", "foldflow", "submit", str(DEMO_FASTA), "--address", head, "--out", str(out),
+         "--store", str(store), "--run-id", "no-foldflow", "--python", NO_FOLDFLOW_PYTHON],
+        capture_output=True, text=True, cwd=ROOT, env=ENV, timeout=300)
+    assert broken.returncode == 0, broken.stderr
+    assert f"foldflow runs status no-foldflow --address {head} --store {store}" in broken.stdout
+    status = status_once_job_ended(head, store, "no-foldflow")
+    assert status.returncode == 0, status.stderr
+    assert status.stdout.startswith("run no-foldflow: failed, 0% of 0 targets done"), status.stdout
+    assert "error: Ray job foldflow-no-foldflow FAILED before the run started: " in status.stdout
+    assert "No module named" in status.stdout, "the job's own last log lines say why"
+    unknown = subprocess.run([sys.executable, "-m", "foldflow", "runs", "status", "never-submitted", "--store",
+                              str(store), "--address", head], capture_output=True, text=True, env=ENV, timeout=120)
+    assert unknown.returncode == 2 and f"nor as a Ray job on {head}" in unknown.stderr, unknown.stderr
+
     # inside the cluster (RAY_ADDRESS set) a run joins it without --address: its driver is the cluster's
     joined = subprocess.run(
         [sys.executable, "-m", "foldflow", "predict", str(DEMO_FASTA), "--out", str(tmp_path / "joined"),
@@ -94,3 +98,17 @@ def driver_entrypoints(head: str) -> list[str]:
     listed = subprocess.run([sys.executable, "-c", script, head], capture_output=True, text=True, env=ENV,
                             timeout=120, check=True)
     return json.loads(listed.stdout.strip().splitlines()[-1])
+
+
+NO_FOLDFLOW_PYTHON = "/usr/bin/python3"  # Debian's, without foldflow's packages
+
+
+def status_once_job_ended(head: str, store: Path, run_id: str, timeout_s: float = 120) -> subprocess.CompletedProcess:
+    """`foldflow runs status RUN --address HEAD` once it no longer says the run is starting."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        status = subprocess.run([sys.executable, "-m", "foldflow", "runs", "status", run_id, "--store", str(store),
+                                 "--address", head], capture_output=True, text=True, env=ENV, timeout=120)
+        if ": starting," not in status.stdout or time.monotonic() > deadline:
+            return status
+        time.sleep(2)

@@ -100,7 +100,8 @@ class Refolder:
 
 
 class Relaxer:
-    """Amber relaxation (``alphafold.relax``, AlphaFold's settings) of the rows that passed."""
+    """Amber relaxation (``alphafold.relax``, the run's settings: :meth:`RunConfig.effective_relax`) of the rows
+    that passed."""
 
     def __init__(self, settings):
         self.settings = settings
@@ -111,7 +112,8 @@ class Relaxer:
         batch = batch.copy()
         for i, row in batch.iterrows():
             if row["passed"]:
-                batch.at[i, "structure"] = relax_pdb(row["structure"], RelaxSettings(use_gpu=self.settings.use_gpu)).pdb
+                settings = RelaxSettings(use_gpu=self.settings.use_gpu, **self.settings.minimisation())
+                batch.at[i, "structure"] = relax_pdb(row["structure"], settings).pdb
                 batch.at[i, "relaxed"] = True
         return batch
 

@@ -60,7 +60,7 @@ def design_dataset(config: RunConfig, out_dir: Path) -> ray.data.Dataset:
                         num_gpus=d.refold_gpus,
                         compute=ActorPoolStrategy(min_size=d.refold_actors[0], max_size=d.refold_actors[1]), **actors)
     if d.relax:
-        ds = ds.map_batches(Relaxer, fn_constructor_kwargs={"settings": config.relax},
+        ds = ds.map_batches(Relaxer, fn_constructor_kwargs={"settings": config.effective_relax()},
                             compute=ActorPoolStrategy(min_size=1, max_size=d.refold_actors[1]), **actors)
     return ds.map_batches(summary_rows, batch_format="pandas", num_cpus=d.actor_cpus)
 

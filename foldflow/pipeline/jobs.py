@@ -54,6 +54,24 @@ def submit_run(address: str, run_id: str, predict_args: list[str], working_dir: 
                              f"submit with another --run-id", submission_id(run_id)) from None
 
 
+def job_state(address: str, run_id: str, log_lines: int = 5) -> tuple[str, str] | None:
+    """(the Ray job's status, its last ``log_lines`` log lines) for a run submitted to ``address`` (a dashboard
+    URL or a cluster address); None when no job has this run's id."""
+    try:
+        client = JobSubmissionClient(address)
+    except ConnectionError as error:
+        raise ClusterConnectionError(f"Ray dashboard {address}: {error}") from None
+    job_id = submission_id(run_id)
+    try:
+        status = client.get_job_status(job_id)
+    except RuntimeError as error:
+        if "status code 404" in str(error) or "does not exist" in str(error):
+            return None
+        raise
+    lines = client.get_job_logs(job_id).strip().splitlines()
+    return str(status), "\n".join(lines[-log_lines:])
+
+
 def wait_for_job(address: str, job_id: str, timeout_s: float | None = None, poll_s: float = 1.0
                  ) -> tuple[str, str]:
     """Wait until the job ends (at most ``timeout_s``, default: however long it runs); returns (status, the

@@ -83,7 +83,7 @@ class RayPools:
             return actor, actor.warm.remote()  # parameters load while the first MSAs are searched
 
         def start_relax():
-            actor = RelaxActor.options(**relax, **ACTOR_OPTIONS).remote(config.relax, config.store)
+            actor = RelaxActor.options(**relax, **ACTOR_OPTIONS).remote(config.effective_relax(), config.store)
             return actor, actor.warm.remote()
 
         ray_backend = RayBackend()

@@ -27,8 +27,10 @@ def ray_session(address: str | None, log_to_driver: bool = False, min_cpus: floa
         yield False
         return
     if address is None:
-        ray.init(include_dashboard=False, log_to_driver=log_to_driver, logging_level=logging.WARNING,
-                 configure_logging=True, num_cpus=max(os.cpu_count() or 1, math.ceil(min_cpus)))
+        # "local": a Ray of its own, even when `ray start` left one running on this machine
+        ray.init(address="local", include_dashboard=False, log_to_driver=log_to_driver,
+                 logging_level=logging.WARNING, configure_logging=True,
+                 num_cpus=max(os.cpu_count() or 1, math.ceil(min_cpus)))
     else:
         logging.getLogger(__name__).info("joining the Ray cluster at %s", address)
         ray.init(address=address, log_to_driver=log_to_driver, logging_level=logging.WARNING)
