@@ -10,10 +10,11 @@ import os
 import re
 from importlib import resources
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator,
+                      model_validator)
 
 from foldflow.errors import ConfigError
 from foldflow.progress import ProgressMode
@@ -30,6 +31,28 @@ DEFAULT_BUCKETS = (64, 80, 96, 112, 128, 160, 192, 224, 256, 320, 384, 448, 512,
                    1280, 1536, 2048, 2560, 3072, 4096)
 
 
+# The validation context key of the folder a YAML file's relative paths are taken from (load_config sets it).
+CONFIG_FOLDER = "config_folder"
+
+
+def _from_config_folder(path: Path, info: ValidationInfo) -> Path:
+    """``~`` expanded; a relative path set in a YAML file taken from the file's folder."""
+    path = path.expanduser()
+    folder = (info.context or {}).get(CONFIG_FOLDER)
+    return path if folder is None or path.is_absolute() else (folder / path).resolve()
+
+
+def _store_from_config_folder(store: str, info: ValidationInfo) -> str:
+    """A store URI (``s3://...``) as it is; a store path as :func:`_from_config_folder` takes it."""
+    return store if "://" in store else str(_from_config_folder(Path(store), info))
+
+
+# Every path setting has one of these types, so that each is taken from the YAML file's folder (defaults, set in
+# code, are not validated and stay as they are).
+ConfigPath = Annotated[Path, AfterValidator(_from_config_folder)]
+StoreLocation = Annotated[str, AfterValidator(_store_from_config_folder)]  # a path or a pyarrow filesystem URI
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -44,22 +67,12 @@ class DatabaseConfig(_Strict):
     """
 
     name: Literal["uniref90", "mgnify", "small_bfd", "bfd", "uniref30", "colabfold_envdb", "uniprot"]
-    path: Path
+    path: ConfigPath
     max_hits: int | None = Field(default=None, ge=1)
     # None: msa.engine. E.g. AlphaFold's full set: uniref90 and mgnify pyhmmer, bfd hhblits.
     engine: str | None = None
     # hhblits only: more databases searched in the same call (AlphaFold searches BFD with UniRef30 this way).
-    extra_paths: list[Path] = Field(default_factory=list)
-
-    @field_validator("path")
-    @classmethod
-    def _expand(cls, path: Path) -> Path:
-        return path.expanduser()
-
-    @field_validator("extra_paths")
-    @classmethod
-    def _expand_all(cls, paths: list[Path]) -> list[Path]:
-        return [path.expanduser() for path in paths]
+    extra_paths: list[ConfigPath] = Field(default_factory=list)
 
 
 def bundled_databases() -> list[DatabaseConfig]:
@@ -88,13 +101,13 @@ class TemplateConfig(_Strict):
     enabled: bool = True
     # The bundled data have no PDB70, so the default searches PDB seqres for every target.
     engine: Literal["hmmsearch", "hhsearch", "alphafold"] = "hmmsearch"
-    pdb_seqres: Path = BUNDLED_DB_DIR / "pdb_seqres_mini.fasta"  # hmmsearch's database
-    pdb70: Path | None = None  # hhsearch's database: an HH-suite prefix (foldflow databases build hhsearch)
+    pdb_seqres: ConfigPath = BUNDLED_DB_DIR / "pdb_seqres_mini.fasta"  # hmmsearch's database
+    pdb70: ConfigPath | None = None  # hhsearch's database: an HH-suite prefix (foldflow databases build hhsearch)
     hhsearch_binary: str = "hhsearch"
-    mmcif_dir: Path = BUNDLED_DB_DIR / "pdb_mmcif"
+    mmcif_dir: ConfigPath = BUNDLED_DB_DIR / "pdb_mmcif"
     # Templates released after this date are not used (run_alphafold's --max_template_date).
     max_template_date: str = Field(default=NO_TEMPLATE_DATE_LIMIT, pattern=r"^\d{4}-\d{2}-\d{2}$")
-    obsolete_pdbs: Path | None = None  # AlphaFold's obsolete.dat: replaced entries map to their successor
+    obsolete_pdbs: ConfigPath | None = None  # AlphaFold's obsolete.dat: replaced entries map to their successor
     max_hits: int = Field(default=20, ge=0)  # featurised per chain; the model uses 4
 
     @model_validator(mode="after")
@@ -138,7 +151,7 @@ class MsaConfig(_Strict):
     # sensitivity (-s 8).
     mmseqs_batch_size: int = Field(default=50, ge=1)
     mmseqs_sensitivity: float = Field(default=8.0, gt=0)
-    precomputed_dir: Path | None = None
+    precomputed_dir: ConfigPath | None = None
     require_precomputed: bool = False
     deduplicate: bool = True
     # Searched for each chain of a heteromer, for species pairing (AlphaFold-Multimer's uniprot search).
@@ -214,7 +227,7 @@ class ModelConfig(_Strict):
     names: list[str] | None = Field(default=None, min_length=1)
     # Predictions (seeds) per model; None: run_alphafold's (1 per monomer model, 5 per multimer model).
     predictions_per_model: int | None = Field(default=None, ge=1)
-    params_dir: Path | None = None
+    params_dir: ConfigPath | None = None
     params_seed: int = 0
     preset: Literal["alphafold", "fast"] | None = None
     # The run seed: prediction i of n gets seed i + random_seed * n, as run_alphafold assigns them.
@@ -226,7 +239,7 @@ class ModelConfig(_Strict):
     # Each target is padded to the next bucket, so XLA compiles once per bucket, not per length.
     # An empty list pads nothing (one compile per distinct length).
     bucket_lengths: list[int] = Field(default_factory=lambda: list(DEFAULT_BUCKETS))
-    cache_dir: Path = DEFAULT_CACHE_DIR
+    cache_dir: ConfigPath = DEFAULT_CACHE_DIR
 
     @property
     def uses_random_params(self) -> bool:
@@ -353,7 +366,7 @@ class DesignConfig(_Strict):
     """A design campaign: backbones -> ProteinMPNN -> refold and filter -> relaxation -> Parquet."""
 
     designs: int = Field(default=8, ge=1)  # backbones generated (or read: the files' count)
-    backbone_files: list[Path] = Field(default_factory=list)  # PDB/mmCIF backbones instead of generated ones
+    backbone_files: list[ConfigPath] = Field(default_factory=list)  # PDB/mmCIF backbones instead of generated ones
     bundle: BundleSpace = Field(default_factory=BundleSpace)
     seed: int = 0
     mpnn_model: str = "v_48_020"  # ProteinMPNN weights shipped in colabdesign (v_48_002 ... v_48_030)
@@ -377,7 +390,7 @@ class DesignConfig(_Strict):
 
 class RunConfig(_Strict):
     # Where step results and run records live: a path or a pyarrow filesystem URI (s3://...).
-    store: str = DEFAULT_STORE
+    store: StoreLocation = DEFAULT_STORE
     msa: MsaConfig = Field(default_factory=MsaConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
     relax: RelaxConfig = Field(default_factory=RelaxConfig)
@@ -399,7 +412,8 @@ def default_config() -> RunConfig:
 
 
 def load_config(path: Path | str | None) -> RunConfig:
-    """Read a YAML file into a RunConfig; relative paths in it are taken from the file's folder.
+    """Read a YAML file into a RunConfig; relative paths in it (every ConfigPath and StoreLocation setting) are taken
+    from the file's folder, whatever the working directory.
 
     Raises ConfigError, one line per problem, when the file cannot be read or its settings are not valid.
     """
@@ -415,41 +429,19 @@ def load_config(path: Path | str | None) -> RunConfig:
         where = f", line {mark.line + 1}" if mark else ""
         raise ConfigError(f"config {path}{where}: not valid YAML: {getattr(error, 'problem', None) or error}") \
             from None
-    return _resolve_relative_paths(validate_config(data, f"config {path}"), path.parent)
+    return validate_config(data, f"config {path}", config_folder=path.parent.resolve())
 
 
-def validate_config(data: object, source: str) -> RunConfig:
-    """``data`` as a RunConfig, or a ConfigError with one ``<source>: <setting>: <problem>`` line per problem."""
+def validate_config(data: object, source: str, config_folder: Path | None = None) -> RunConfig:
+    """``data`` as a RunConfig, or a ConfigError with one ``<source>: <setting>: <problem>`` line per problem.
+
+    Relative paths in ``data`` are taken from ``config_folder`` (None: left relative, to the working directory).
+    """
     try:
-        return RunConfig.model_validate(data)
+        return RunConfig.model_validate(data, context={CONFIG_FOLDER: config_folder})
     except ValidationError as error:
         problems = (f"{source}: {'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg']}" for e in error.errors())
         raise ConfigError("\n".join(problems)) from None
-
-
-def _resolve_relative_paths(config: RunConfig, base: Path) -> RunConfig:
-    """Relative paths set in the file (``~`` expanded) are taken from ``base``; defaults stay as they are."""
-    def resolve(p: Path | None) -> Path | None:
-        if p is None:
-            return None
-        p = p.expanduser()
-        return p if p.is_absolute() else (base / p).resolve()
-
-    for db in config.msa.databases:
-        db.path = resolve(db.path)
-    config.msa.precomputed_dir = resolve(config.msa.precomputed_dir)
-    if config.msa.pairing_database is not None:
-        config.msa.pairing_database.path = resolve(config.msa.pairing_database.path)
-    templates = config.msa.templates
-    for name in ("pdb_seqres", "mmcif_dir", "obsolete_pdbs"):
-        if name in templates.model_fields_set:
-            setattr(templates, name, resolve(getattr(templates, name)))
-    config.model.params_dir = resolve(config.model.params_dir)
-    if "cache_dir" in config.model.model_fields_set:
-        config.model.cache_dir = resolve(config.model.cache_dir)
-    if "store" in config.model_fields_set and "://" not in config.store:
-        config.store = str(resolve(Path(config.store)))
-    return config
 
 
 def dump_config(config: RunConfig) -> str:

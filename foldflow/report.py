@@ -39,10 +39,19 @@ SORT_JS = """document.querySelectorAll('table.sortable th').forEach((th, column)
   [...body.rows].sort((a, b) => { const x = value(a), y = value(b);
     return (x < y ? -1 : x > y ? 1 : 0) * (ascending ? 1 : -1); }).forEach(row => body.appendChild(row));
 }));"""
-VIEWER_JS = """document.querySelectorAll('div.structure').forEach(element => {
+# The cartoon joins residues whose CA atoms are a peptide bond apart; a residue joined to neither neighbour (all of
+# them in structures from random parameters, CA atoms tens of Å apart) is drawn as a sphere, else the view is empty.
+VIEWER_JS = """function unjoinedResidues(model) {
+  const cas = model.selectedAtoms({atom: 'CA'});
+  const joined = (a, b) => b !== undefined && a.chain === b.chain && Math.hypot(a.x - b.x, a.y - b.y, a.z - b.z) < 4.2;
+  return new Set(cas.filter((ca, i) => !joined(ca, cas[i - 1]) && !joined(ca, cas[i + 1])).map(ca => ca.serial));
+}
+document.querySelectorAll('div.structure').forEach(element => {
   const viewer = $3Dmol.createViewer(element, {backgroundColor: 'white'});
-  viewer.addModel(document.getElementById(element.dataset.pdb).textContent, 'pdb');
+  const model = viewer.addModel(document.getElementById(element.dataset.pdb).textContent, 'pdb');
+  const unjoined = unjoinedResidues(model);
   viewer.setStyle({}, {cartoon: {colorfunc: plddtColour}});
+  viewer.addStyle({predicate: atom => unjoined.has(atom.serial)}, {sphere: {radius: 1.5, colorfunc: plddtColour}});
   viewer.zoomTo();
   viewer.render();
   element.dataset.atoms = viewer.getModel().selectedAtoms({}).length;  // what was drawn, for tests

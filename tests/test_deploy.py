@@ -5,8 +5,8 @@ copy with the defect it guards against. The nightly route itself runs in tests/t
 import ray
 import pytest
 
-from deploy_checks import (Deployment, all_problems, cluster_problems, container_argv, image_problems, ray_versions,
-                           kuberay_rule_problems, launcher_problems, schema_problems)
+from deploy_checks import (HADOLINT, Deployment, all_problems, cluster_problems, container_argv, hadolint,
+                           image_problems, ray_versions, kuberay_rule_problems, launcher_problems, schema_problems)
 from foldflow.config import load_config
 from conftest import ROOT
 
@@ -171,6 +171,34 @@ def test_each_defect_is_found(shipped, defect):
     defect(broken)
     problems = all_problems(broken)
     assert any(DEFECTS[defect] in p for p in problems), problems
+
+
+def _missing(tmp_path):
+    return tmp_path / "hadolint"
+
+
+def _not_executable(tmp_path):
+    (tmp_path / "hadolint").write_text("#!/bin/sh\n")
+    return tmp_path / "hadolint"
+
+
+def _stops_on_an_error(tmp_path):
+    """The real hadolint, stopped by an option it does not know: exit code 1, nothing on stdout."""
+    script = tmp_path / "hadolint"
+    script.write_text(f'#!/bin/sh\nexec {HADOLINT} --no-such-option "$@"\n')
+    script.chmod(0o755)
+    return script
+
+
+def test_hadolint_runs_clean_on_a_clean_dockerfile(shipped):
+    assert hadolint("FROM debian:12\n") == []
+    assert all(hadolint(dockerfile) == [] for dockerfile in shipped.dockerfiles.values())
+
+
+@pytest.mark.parametrize("broken", [_missing, _not_executable, _stops_on_an_error], ids=lambda f: f.__name__[1:])
+def test_a_hadolint_that_cannot_run_is_a_problem(shipped, tmp_path, broken):
+    problems = hadolint(shipped.dockerfiles["Dockerfile"], broken(tmp_path))
+    assert len(problems) == 1 and problems[0].startswith(("hadolint could not run", "hadolint failed")), problems
 
 
 def test_docker_entrypoint_and_cmd_rules():
