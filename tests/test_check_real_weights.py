@@ -4,9 +4,14 @@ import math
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
+from Bio.PDB import MMCIFParser, PDBParser
+from Bio.SeqUtils import seq1
+from Bio.SVDSuperimposer import SVDSuperimposer
+from tmtools import tm_align
 
 from conftest import ROOT, load_script
 
@@ -115,6 +120,47 @@ def test_no_parameters_is_a_usage_error(capsys):
     assert "--random-params" in capsys.readouterr().err
 
 
+def ca_trace(path: Path, chain: str) -> tuple[str, np.ndarray, np.ndarray]:
+    """One chain's sequence, CA coordinates and CA B-factors, residues with a CA atom in order (Biopython)."""
+    parser = MMCIFParser(QUIET=True) if path.suffix == ".cif" else PDBParser(QUIET=True)
+    residues = [r for r in parser.get_structure(path.stem, str(path))[0][chain] if "CA" in r]
+    sequence = seq1("".join("MET" if r.get_resname() == "MSE" else r.get_resname() for r in residues))
+    return (sequence, np.array([r["CA"].coord for r in residues], dtype=np.float64),
+            np.array([r["CA"].bfactor for r in residues]))
+
+
+def superposed_rmsd(predicted: np.ndarray, native: np.ndarray) -> float:
+    superimposer = SVDSuperimposer()
+    superimposer.set(native, predicted)
+    superimposer.run()
+    return float(superimposer.get_rms())
+
+
+def lddt_ca(predicted: np.ndarray, native: np.ndarray, cutoff: float = 15.0) -> float:
+    """Global lDDT over CA atoms: pairs closer than 15 Å in the native, distance errors under 0.5, 1, 2, 4 Å."""
+    def distances(x: np.ndarray) -> np.ndarray:
+        return np.linalg.norm(x[:, None] - x[None], axis=-1)
+
+    pairs = (distances(native) < cutoff) & ~np.eye(len(native), dtype=bool)
+    errors = np.abs(distances(predicted) - distances(native))[pairs]
+    return float(np.mean([np.mean(errors < threshold) for threshold in (0.5, 1.0, 2.0, 4.0)]))
+
+
+def assert_row_recomputes(row: list[str], prediction: Path, native: Path, chain: str) -> None:
+    """The report's row (target length compared MSA pLDDT CA-RMSD TM lDDT-Ca) against the scores recomputed
+    from the files: Biopython's reading and superposition, TM-align (tmtools) on those coordinates, lDDT-Ca in
+    numpy, the mean pLDDT from the written B-factors."""
+    predicted_sequence, predicted, plddt = ca_trace(prediction, "A")
+    native_sequence, native_ca, _ = ca_trace(native, chain)
+    assert predicted_sequence == native_sequence  # every residue resolved: they correspond one to one
+    assert row[1:3] == [str(len(native_sequence))] * 2
+    assert float(row[4]) == pytest.approx(plddt.mean(), abs=0.06)  # printed .1f, B-factors .2f
+    assert float(row[5]) == pytest.approx(superposed_rmsd(predicted, native_ca), abs=0.006)  # printed .2f
+    tm = tm_align(predicted, native_ca, predicted_sequence, native_sequence).tm_norm_chain2
+    assert float(row[6]) == pytest.approx(tm, abs=6e-4)  # printed .3f
+    assert float(row[7]) == pytest.approx(lddt_ca(predicted, native_ca), abs=6e-4)
+
+
 @pytest.mark.slow
 def test_script_end_to_end_with_random_parameters(tmp_path):
     env = {**os.environ, "FOLDFLOW_CACHE_DIR": os.environ.get("FOLDFLOW_CACHE_DIR", str(ROOT / ".cache" / "foldflow"))}
@@ -127,6 +173,5 @@ def test_script_end_to_end_with_random_parameters(tmp_path):
     assert header.split() == ["target", "length", "compared", "MSA", "pLDDT", "CA-RMSD", "TM", "lDDT-Ca"]
     row = next(line for line in done.stdout.splitlines() if line.startswith("4zey_A")).split()
     assert row[1:3] == ["84", "84"]
-    assert 0.0 < float(row[6]) <= 1.0 and 0.0 <= float(row[7]) <= 1.0
+    assert_row_recomputes(row, tmp_path / "predictions" / "4zey_A" / "ranked_0.pdb", crw.NATIVES_DIR / "4zey.cif", "A")
     assert (tmp_path / "natives.fasta").read_text().startswith(">4zey_A\nGMEGPLNLAH")
-    assert (tmp_path / "predictions" / "4zey_A" / "ranked_0.pdb").is_file()

@@ -10,16 +10,20 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from alphafold.common import protein, residue_constants
+from alphafold.common import residue_constants
 from alphafold.data import pipeline_multimer
 from alphafold.model import config as af_config
+from Bio.PDB import PDBParser
+from Bio.SeqUtils import seq1
 
 from foldflow.complex_features import build_complex_features
 from foldflow.config import ModelConfig
 from foldflow.models import UnknownModelError, load_model, model_class
 from foldflow.models.alphafold2 import AlphaFold2, architecture_key, model_config
 from foldflow.models.alphafold2_multimer import AlphaFold2Multimer, msa_depth_bucket, pad_complex_features
+from foldflow.outputs import TargetOutputs, write_target
 from conftest import small_model_config
+from reference import deepmind_confidence
 from test_complex_features import SEQUENCES, chain_input
 
 MULTIMER_MODELS = [f"model_{i}_multimer_v3" for i in range(1, 6)]
@@ -109,9 +113,14 @@ def test_padding_puts_msa_rows_in_depth_buckets():
 
 
 @pytest.fixture(scope="module")
-def heterodimer():
+def heterodimer_model() -> AlphaFold2Multimer:
+    return load_model("model_1_multimer_v3", small_model_config(bfloat16=False))
+
+
+@pytest.fixture(scope="module")
+def heterodimer(heterodimer_model):
     """Float32 predictions: padded to 64 residues, unpadded (54), and padded with MSA rows 512 -> 1024."""
-    model = load_model("model_1_multimer_v3", small_model_config(bfloat16=False))
+    model = heterodimer_model
     features = complex_features(HETERODIMER)
     return {"padded": model.predict(features, 0, 64),
             "unpadded": model.predict(features, 0, sum(lengths(HETERODIMER))),
@@ -127,9 +136,6 @@ def assert_complex_prediction(prediction, names) -> None:
     sequence = "".join(SEQUENCES[name] for name in names)
     np.testing.assert_array_equal(prediction.aatype, [residue_constants.restype_order[a] for a in sequence])
     np.testing.assert_array_equal(prediction.residue_index, np.concatenate([np.arange(n) for n in sizes]))
-    assert 0 <= prediction.ptm <= 1 and 0 <= prediction.iptm <= 1
-    # AlphaFold 2.3's multimer ranking; the outputs are float16, hence the tolerance
-    assert prediction.ranking_confidence == pytest.approx(0.8 * prediction.iptm + 0.2 * prediction.ptm, abs=1e-3)
     assert (prediction.msa_clusters, prediction.extra_msa_rows, prediction.recycles) == (8, 16, 0)
     assert np.ptp(prediction.atom_positions[:, 1], axis=0).min() > 1.0, "atoms do not collapse (zero_init=False)"
 
@@ -137,6 +143,35 @@ def assert_complex_prediction(prediction, names) -> None:
 @pytest.mark.slow
 def test_heterodimer_prediction(heterodimer):
     assert_complex_prediction(heterodimer["padded"], HETERODIMER)
+
+
+@pytest.mark.slow
+def test_confidences_are_deepminds_on_the_real_residues(heterodimer_model, heterodimer):
+    """pTM, ipTM, ranking confidence and PAE of the padded prediction (computed inside the fork's model over 64
+    residues, padding masked) equal DeepMind's AlphaFold 2.3.2 confidence functions (tests/reference/
+    deepmind_confidence.py, called as its model.get_confidence_metrics calls them) on the 54 real residues'
+    PAE-head probabilities. Measured: pTM and ipTM within 2e-5, PAE within 0.009 Å (outputs are float16)."""
+    prediction, num_res = heterodimer["padded"], sum(lengths(HETERODIMER))
+    model = heterodimer_model
+    # AlphaFold's raw output for the same inputs (the same compiled program): what the prediction was read from.
+    result, _ = model._runner.predict(model.model_inputs(complex_features(HETERODIMER), 0, 64), random_seed=0)
+    np.testing.assert_array_equal(result["structure_module"]["final_atom_positions"][:num_res],
+                                  prediction.atom_positions)
+    probabilities = np.asarray(result["aligned_confidence_probs"][:num_res, :num_res], np.float64)
+    with np.errstate(divide="ignore"):
+        logits = np.log(probabilities)  # softmax(log p) = p
+    head = model.config.model.heads.predicted_aligned_error  # DeepMind's PredictedAlignedErrorHead breaks
+    breaks = np.linspace(0.0, head.max_error_bin, head.num_bins - 1)
+    asym_id = np.repeat(np.arange(1, len(HETERODIMER) + 1), lengths(HETERODIMER))
+
+    ptm = deepmind_confidence.predicted_tm_score(logits, breaks, asym_id=None)
+    iptm = deepmind_confidence.predicted_tm_score(logits, breaks, asym_id=asym_id, interface=True)
+    pae = deepmind_confidence.compute_predicted_aligned_error(logits, breaks)
+    assert prediction.ptm == pytest.approx(ptm, abs=5e-4)
+    assert prediction.iptm == pytest.approx(iptm, abs=5e-4)
+    assert prediction.ranking_confidence == pytest.approx(0.8 * iptm + 0.2 * ptm, abs=5e-4)
+    np.testing.assert_allclose(prediction.pae, pae["predicted_aligned_error"], atol=0.03)
+    assert prediction.max_pae == pae["max_predicted_aligned_error"]
 
 
 @pytest.mark.slow
@@ -163,16 +198,27 @@ def test_msa_depth_padding_does_not_change_the_prediction(heterodimer):
 
 
 @pytest.mark.slow
-def test_pdb_has_one_chain_per_chain_index(heterodimer):
+def test_pdb_has_one_chain_per_chain_index(heterodimer, tmp_path):
+    """foldflow's writer puts each chain in a chain of its own (A, B), residues numbered from 1 per chain, CA
+    atoms and pLDDT where the prediction has them; read back with Biopython."""
     prediction = heterodimer["padded"]
-    prot = protein.Protein(
-        atom_positions=prediction.atom_positions, atom_mask=prediction.atom_mask, aatype=prediction.aatype,
-        residue_index=prediction.residue_index + 1, chain_index=prediction.chain_index,
-        b_factors=np.repeat(prediction.plddt[:, None], 37, axis=1))
-    atoms = [line for line in protein.to_pdb(prot).splitlines() if line.startswith("ATOM")]
-    residues = {(line[21], int(line[22:26])) for line in atoms}
-    assert {chain for chain, _ in residues} == {"A", "B"}
-    assert [sum(chain == c for chain, _ in residues) for c in "AB"] == lengths(HETERODIMER)
+    outputs = TargetOutputs(msas={}, template_hits={}, predictions={"model_1_multimer_v3_pred_0": prediction},
+                            relaxed={}, relax_requested=False, timings={}, multimer=True)
+    folder = write_target(tmp_path, "heterodimer", outputs, random_params=True, plots=False)
+    structure = PDBParser(QUIET=True).get_structure("heterodimer", folder / "ranked_0.pdb")
+    chains = list(structure[0])
+    assert [chain.id for chain in chains] == ["A", "B"]
+    starts = np.cumsum([0] + lengths(HETERODIMER))
+    ca = residue_constants.atom_order["CA"]
+    for chain, name, start in zip(chains, HETERODIMER, starts):
+        residues = list(chain)
+        assert seq1("".join(residue.get_resname() for residue in residues)) == SEQUENCES[name]
+        assert [residue.id[1] for residue in residues] == list(range(1, len(SEQUENCES[name]) + 1))
+        rows = slice(start, start + len(residues))
+        np.testing.assert_allclose([residue["CA"].coord for residue in residues],
+                                   prediction.atom_positions[rows, ca], atol=1e-3)
+        np.testing.assert_allclose([residue["CA"].bfactor for residue in residues], prediction.plddt[rows],
+                                   atol=0.01)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -3,6 +3,7 @@
 import jax
 import numpy as np
 import pytest
+from alphafold.model import data as af_data
 from alphafold.model import model as af_model
 
 from foldflow.features import build_features
@@ -39,10 +40,16 @@ def synthetic_params(expected_tree):
     return jax.tree_util.tree_map(lambda s: rng.standard_normal(s.shape).astype(np.float32), expected_tree)
 
 
-def test_synthetic_file_has_alphafold_layout(tmp_path, synthetic_params):
-    path = tmp_path / "params" / "params_model_1_ptm.npz"
-    save_params(synthetic_params, path)
-    with np.load(path, allow_pickle=False) as npz:
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory, synthetic_params):
+    """An AlphaFold data_dir whose params/params_model_1_ptm.npz foldflow wrote from the synthetic tree."""
+    directory = tmp_path_factory.mktemp("data_dir")
+    save_params(synthetic_params, directory / "params" / "params_model_1_ptm.npz")
+    return directory
+
+
+def test_synthetic_file_has_alphafold_layout(data_dir):
+    with np.load(data_dir / "params" / "params_model_1_ptm.npz", allow_pickle=False) as npz:
         shapes = {key: npz[key].shape for key in npz.files}
     assert all("//" in key for key in shapes)
     for key, shape in ALPHAFOLD_KEYS.items():
@@ -51,12 +58,22 @@ def test_synthetic_file_has_alphafold_layout(tmp_path, synthetic_params):
     assert sum(int(np.prod(s)) for s in shapes.values()) == pytest.approx(93.2e6, rel=0.01)
 
 
-def test_loader_reads_alphafold_layout_into_the_model_tree(tmp_path, expected_tree, synthetic_params):
-    save_params(synthetic_params, tmp_path / "params" / "params_model_1_ptm.npz")
-    loaded = load_params(params_path(tmp_path, "model_1_ptm"))  # AlphaFold's data_dir/params layout
-    assert jax.tree_util.tree_structure(loaded) == jax.tree_util.tree_structure(expected_tree)
-    for got, want in zip(jax.tree_util.tree_leaves(loaded), jax.tree_util.tree_leaves(synthetic_params)):
+def assert_tree_is(tree, expected_tree, synthetic_params) -> None:
+    """``tree`` has the structure the model code builds and the synthetic numbers."""
+    assert jax.tree_util.tree_structure(tree) == jax.tree_util.tree_structure(expected_tree)
+    for got, want in zip(jax.tree_util.tree_leaves(tree), jax.tree_util.tree_leaves(synthetic_params)):
         np.testing.assert_array_equal(got, want)
+
+
+def test_loader_reads_alphafold_layout_into_the_model_tree(data_dir, expected_tree, synthetic_params):
+    loaded = load_params(params_path(data_dir, "model_1_ptm"))  # AlphaFold's data_dir/params layout
+    assert_tree_is(loaded, expected_tree, synthetic_params)
+
+
+def test_alphafold_reads_what_foldflow_writes(data_dir, expected_tree, synthetic_params):
+    """AlphaFold's own reader (alphafold.model.data.get_model_haiku_params) gets back the tree that was written."""
+    theirs = af_data.get_model_haiku_params("model_1_ptm", str(data_dir), to_jnp=False)  # numpy, not device arrays
+    assert_tree_is(theirs, expected_tree, synthetic_params)
 
 
 def test_missing_params_file_is_named(tmp_path):

@@ -68,6 +68,12 @@ def trp_cage() -> protein.Protein:
 
 @pytest.mark.slow
 def test_alphafold_prediction_relaxes_like_alphafold():
+    """6KWC's real prediction ends where AlphaFold's own relaxation of it ended (OpenFold's sample files).
+
+    The unrelaxed input is already 0.100 Å (CA) and 0.149 Å (heavy atoms) from AlphaFold's relaxed file, so
+    the bounds also ask for a clear step towards it. Measured over 6 runs (OpenMM places hydrogens anew each
+    time): CA 0.030-0.041 Å, heavy atoms 0.062-0.080 Å.
+    """
     unrelaxed_text = read("6KWC_1_model_1_ptm_unrelaxed.pdb")
     unrelaxed = protein.from_pdb_string(unrelaxed_text)
     alphafold_relaxed = protein.from_pdb_string(read("6KWC_1_model_1_ptm_relaxed.pdb"))
@@ -75,17 +81,20 @@ def test_alphafold_prediction_relaxes_like_alphafold():
     result = relax_pdb(unrelaxed_text)
     relaxed = protein.from_pdb_string(result.pdb)
 
-    assert result.violations == 0
-    assert result.violations_per_residue == [0.0] * 191
+    assert ca_rmsd(relaxed, alphafold_relaxed) < 0.05
+    assert ca_rmsd(relaxed, alphafold_relaxed) < 0.5 * ca_rmsd(unrelaxed, alphafold_relaxed)
+    assert heavy_rmsd(relaxed, alphafold_relaxed) < 0.1
+    assert heavy_rmsd(relaxed, alphafold_relaxed) < 2 / 3 * heavy_rmsd(unrelaxed, alphafold_relaxed)
+    # AlphaFold's own violation check on the written structure (the input has none either; the clash tests
+    # below show the check finding some), and foldflow's report.
+    assert violating_residues(relaxed) == []
+    assert result.violations_per_residue == [0.0] * 191 and result.violations == 0
     assert result.final_energy < result.initial_energy  # measured 3,358 -> -4,967 kcal/mol
     assert 0 < result.rmsd < 0.5  # AmberRelaxation's all-atom figure, measured 0.32 Å
     assert result.attempts == 1
     assert heavy_rmsd(relaxed, unrelaxed) < 0.3  # measured 0.14 Å; AlphaFold's relaxed file: 0.15 Å
     np.testing.assert_array_equal(relaxed.b_factors[:, CA], unrelaxed.b_factors[:, CA])  # pLDDT kept
     np.testing.assert_array_equal(relaxed.aatype, unrelaxed.aatype)
-    # Against AlphaFold's own relaxed output (OpenFold's sample): measured CA 0.035 Å, heavy atoms 0.069 Å.
-    assert ca_rmsd(relaxed, alphafold_relaxed) < 0.1
-    assert heavy_rmsd(relaxed, alphafold_relaxed) < 0.2
 
 
 def test_experimental_structure_relaxes_with_small_moves(trp_cage):
@@ -94,7 +103,7 @@ def test_experimental_structure_relaxes_with_small_moves(trp_cage):
     result = relax_protein(trp_cage)
     relaxed = protein.from_pdb_string(result.pdb)
 
-    assert result.violations == 0
+    assert result.violations == 0 and violating_residues(relaxed) == []
     assert len(result.violations_per_residue) == 20
     assert result.final_energy < result.initial_energy  # 4 runs: 234..306 -> -321..-327 kcal/mol (H placed anew)
     assert heavy_rmsd(relaxed, trp_cage) < 0.3  # measured 0.08 Å

@@ -7,6 +7,9 @@
   E-values from the same command with ``--domtblout`` (the ``-A`` file carries none).
 * **Coordinates**: CA atoms read from the mmCIF file with Biopython's ``MMCIFParser``, residues
   placed by the file's ``_pdbx_poly_seq_scheme``.
+* **Template features**: DeepMind's AlphaFold 2.3.2 ``HmmsearchHitFeaturizer`` (``tests/reference/
+  deepmind_templates.py``, its prefilter included) on the hits of AlphaFold's ``Hmmsearch`` wrapper; the
+  installed fork's featurizer for ``deepmind_prefilter=False``.
 * **No-template features**: ``HmmsearchHitFeaturizer.get_templates`` given no hits.
 * **hhsearch**: the HH-suite 3.3.0 binary run by hand with AlphaFold's ``-maxseq 1000000`` on a PDB70-like
   database built here from the seqres sample.
@@ -14,6 +17,7 @@
 
 from __future__ import annotations
 
+import difflib
 import logging
 import os
 import subprocess
@@ -32,8 +36,10 @@ from foldflow.config import BUNDLED_DB_DIR, DatabaseConfig, MsaConfig, TemplateC
 from foldflow.features import build_features
 from foldflow.msa.alignment import QUERY_NAME
 from foldflow.msa.jackhmmer import ResidentDatabases
-from foldflow.templates import ResidentSeqres, TemplateSearch, TemplateSettings, template_features, template_hits
+from foldflow.templates import (ResidentSeqres, TemplateSearch, TemplateSettings, featurise_hits, template_features,
+                                template_hits)
 from conftest import DATA, debian_binary, small_model_config
+from reference import deepmind_templates
 
 TEMPLATE_DATA = DATA / "templates"
 SEQRES = TEMPLATE_DATA / "pdb_seqres_mini.fasta"
@@ -81,12 +87,21 @@ def _name(name: str | bytes) -> str:
     return name if isinstance(name, str) else name.decode()
 
 
+def alphafold_template_msa(uniref90_sto: str) -> str:
+    """The uniref90 MSA as AlphaFold's pipeline.py hands it to the template searcher."""
+    return parsers.remove_empty_columns_from_stockholm_msa(parsers.deduplicate_stockholm_msa(uniref90_sto))
+
+
+def alphafold_hmmsearch(database: Path, binaries: dict[str, str]) -> af_hmmsearch.Hmmsearch:
+    return af_hmmsearch.Hmmsearch(binary_path=binaries["hmmsearch"], hmmbuild_binary_path=binaries["hmmbuild"],
+                                  database_path=str(database))
+
+
 def reference_search(uniref90_sto: str, query: str, database: Path, binaries: dict[str, str],
                      tmp_path: Path) -> tuple[str, list[parsers.TemplateHit], dict[str, float]]:
     """The binaries' ``-A`` Stockholm and its hits (AlphaFold's wrapper), each domain's i-Evalue (``--domtblout``)."""
-    msa = parsers.remove_empty_columns_from_stockholm_msa(parsers.deduplicate_stockholm_msa(uniref90_sto))
-    searcher = af_hmmsearch.Hmmsearch(binary_path=binaries["hmmsearch"], hmmbuild_binary_path=binaries["hmmbuild"],
-                                      database_path=str(database))
+    msa = alphafold_template_msa(uniref90_sto)
+    searcher = alphafold_hmmsearch(database, binaries)
     sto = searcher.query(msa)
     hmm = tmp_path / "query.hmm"
     hmm.write_text(af_hmmbuild.Hmmbuild(binary_path=binaries["hmmbuild"]).build_profile_from_sto(
@@ -189,16 +204,6 @@ def test_template_found_and_max_template_date(seqres, uniref90_msa):
     assert template_features(HOMOLOGUE, sto, MMCIF_DIR, TemplateSettings(max_template_date=RELEASED))[1] == 1
 
 
-def test_deepmind_rejects_the_query_itself_as_a_duplicate(seqres, uniref90_msa):
-    """DeepMind's AlphaFold 2.3 drops a template that is an exact subsequence covering over 95 % of the query
-    (duplicate PDB entries of the query); the alphafold-colabfold fork keeps it."""
-    sto = seqres.search(uniref90_msa(TEMPLATE_QUERY))
-    assert template_hits(sto, TEMPLATE_QUERY)[0].name == "5y2e_A"
-    assert template_features(TEMPLATE_QUERY, sto, MMCIF_DIR, LATE)[1] == 0
-    fork = TemplateSettings(LATE.max_template_date, deepmind_prefilter=False)
-    assert template_features(TEMPLATE_QUERY, sto, MMCIF_DIR, fork)[1] == 1
-
-
 def test_template_realigned_with_kalign(kalign, uniref90_msa, tmp_path, caplog):
     """A seqres entry that differs from its mmCIF chain is realigned with kalign, as AlphaFold does."""
     caplog.set_level(logging.INFO, logger="foldflow.templates")
@@ -225,15 +230,114 @@ def test_template_realigned_with_kalign(kalign, uniref90_msa, tmp_path, caplog):
     assert "Insufficient similarity" in caplog.text
 
 
-def test_deepmind_prefilter(uniref90_msa, seqres):
-    """DeepMind's AlphaFold 2.3 drops a template covering at most 10 % of the query; the fork keeps it."""
-    query = TEMPLATE_QUERY + "GS" * 212
-    assert len(TEMPLATE_QUERY) / len(query) <= 0.1
-    sto = seqres.search(uniref90_msa(query))
-    assert template_hits(sto, query)[0].name == "5y2e_A"
-    assert template_features(query, sto, MMCIF_DIR, LATE)[1] == 0
-    fork = TemplateSettings(LATE.max_template_date, deepmind_prefilter=False)
-    assert template_features(query, sto, MMCIF_DIR, fork)[1] == 1
+# -- template features against DeepMind's AlphaFold 2.3.2 featurizer and the installed fork's ---------------
+def has_structure(hit: parsers.TemplateHit) -> bool:
+    return (MMCIF_DIR / f"{hit.name[:4]}.cif").is_file()
+
+
+def reference_features(featurizer: type[af_templates.HmmsearchHitFeaturizer], query: str,
+                       hits: list[parsers.TemplateHit], kalign: str) -> tuple[dict, int]:
+    """A featurizer's template features and templates found, for the hits whose mmCIF file is here (AlphaFold
+    raises FileNotFoundError on the others; foldflow skips them)."""
+    result = featurizer(mmcif_dir=str(MMCIF_DIR), max_template_date=LATE.max_template_date, max_hits=20,
+                        kalign_binary_path=kalign, release_dates_path=None, obsolete_pdbs_path=None
+                        ).get_templates(query_sequence=query, hits=[hit for hit in hits if has_structure(hit)])
+    return result.features, sum(1 for name in result.features["template_domain_names"] if name)
+
+
+REFERENCES = {True: deepmind_templates.HmmsearchHitFeaturizer,  # deepmind_prefilter: DeepMind's AlphaFold 2.3.2
+              False: af_templates.HmmsearchHitFeaturizer}  # the installed alphafold-colabfold fork
+
+
+def assert_same_features(ours: dict, theirs: dict) -> None:
+    assert ours.keys() == theirs.keys()
+    for name, value in theirs.items():
+        assert ours[name].dtype == value.dtype and ours[name].shape == value.shape, name
+        np.testing.assert_array_equal(ours[name], value, err_msg=name)
+
+
+@pytest.mark.parametrize("query, found", [
+    pytest.param(HOMOLOGUE, {True: 1, False: 1}, id="close homologue"),
+    # an exact subsequence covering over 95 % of the query (a duplicate PDB entry of the query)
+    pytest.param(TEMPLATE_QUERY, {True: 0, False: 1}, id="the query itself"),
+    pytest.param(TEMPLATE_QUERY + "GS" * 212, {True: 0, False: 1}, id="at most 10 % of the query aligned"),
+])
+def test_template_features_equal_alphafolds(query, found, seqres, binaries, kalign, uniref90_msa):
+    """foldflow's search and featurisation give the features of AlphaFold's Hmmsearch wrapper (HMMER binaries)
+    and featurizer: DeepMind's 2.3.2 by default, the fork's with deepmind_prefilter=False."""
+    msa = uniref90_msa(query)
+    searcher = alphafold_hmmsearch(seqres.path, binaries)
+    their_hits = searcher.get_template_hits(searcher.query(alphafold_template_msa(msa)), query)
+    assert their_hits[0].name == "5y2e_A"
+    our_hits = seqres.search(msa)
+    for deepmind_prefilter in (True, False):
+        settings = TemplateSettings(LATE.max_template_date, kalign=kalign, deepmind_prefilter=deepmind_prefilter)
+        ours, our_found = template_features(query, our_hits, MMCIF_DIR, settings)
+        theirs, their_found = reference_features(REFERENCES[deepmind_prefilter], query, their_hits, kalign)
+        assert our_found == their_found == found[deepmind_prefilter], deepmind_prefilter
+        assert_same_features(ours, theirs)
+    if found[True]:
+        assert_template_is_5y2e(ours)
+
+
+def hand_hit(query: str, start: int, length: int) -> parsers.TemplateHit:
+    """An hmmsearch hit of 5y2e_A's residues start..start+length-1 on the same query positions, as AlphaFold's
+    parse_hmmsearch_a3m reads it from hmmsearch's A3M."""
+    row = "-" * start + TEMPLATE_QUERY[start:start + length] + "-" * (len(query) - start - length)
+    a3m = f">query\n{query}\n>5y2e_A/{start + 1}-{start + length} {TEMPLATE_ENTRY.split(maxsplit=1)[1]}\n{row}\n"
+    (hit,) = parsers.parse_hmmsearch_a3m(query, a3m)
+    assert hit.name == "5y2e_A" and hit.aligned_cols == length
+    return hit
+
+
+@pytest.mark.parametrize("query, start, length, found", [
+    pytest.param(HOMOLOGUE, 20, 9, 0, id="9 template residues"),  # DeepMind: LengthError under 10
+    pytest.param(HOMOLOGUE, 20, 10, 1, id="10 template residues"),
+    pytest.param(HOMOLOGUE + "G" * 53, 20, 10, 0, id="10 % of the query aligned"),  # AlignRatioError at <= 0.1
+    pytest.param(HOMOLOGUE + "G" * 53, 20, 11, 1, id="11 % of the query aligned"),
+    pytest.param(TEMPLATE_QUERY, 0, 45, 0, id="subsequence of 96 % of the query"),  # DuplicateError over 0.95
+    pytest.param(TEMPLATE_QUERY, 0, 44, 1, id="subsequence of 94 % of the query"),
+])
+def test_deepmind_prefilter_limits(query, start, length, found, kalign):
+    """Each of DeepMind's three prefilter checks at its limit, against DeepMind's 2.3.2 featurizer; the fork
+    (deepmind_prefilter=False) keeps every one of these hits."""
+    hits = [hand_hit(query, start, length)]
+    for deepmind_prefilter in (True, False):
+        settings = TemplateSettings(LATE.max_template_date, kalign=kalign, deepmind_prefilter=deepmind_prefilter)
+        ours, our_found = featurise_hits(query, hits, MMCIF_DIR, settings, af_templates.HmmsearchHitFeaturizer)
+        theirs, their_found = reference_features(REFERENCES[deepmind_prefilter], query, hits, kalign)
+        assert our_found == their_found == (found if deepmind_prefilter else 1), deepmind_prefilter
+        assert_same_features(ours, theirs)
+
+
+def _differing_lines(a: list[str], b: list[str]) -> tuple[list[str], list[str]]:
+    """The non-blank lines only in a and only in b, stripped."""
+    only_a, only_b = [], []
+    for tag, a_start, a_end, b_start, b_end in difflib.SequenceMatcher(None, a, b, autojunk=False).get_opcodes():
+        if tag != "equal":
+            only_a += [line.strip() for line in a[a_start:a_end] if line.strip()]
+            only_b += [line.strip() for line in b[b_start:b_end] if line.strip()]
+    return only_a, only_b
+
+
+def test_reference_is_the_fork_with_the_prefilter_restored():
+    """The vendored DeepMind file differs from the installed fork's only by the prefilter (guards the reference
+    against drift; fails too if the fork restores the prefilter itself)."""
+    vendored = Path(deepmind_templates.__file__).read_text()
+    deepmind = vendored[vendored.index("# Copyright 2021 DeepMind"):].splitlines()
+    fork = Path(af_templates.__file__).read_text().splitlines()
+    only_deepmind, only_fork = _differing_lines(deepmind, fork)
+    assert only_fork == ["release_date_cutoff=max_template_date,", "max_subsequence_ratio=1.0)"]
+    assert only_deepmind == [
+        "if align_ratio <= min_align_ratio:",
+        "raise AlignRatioError('Proportion of residues aligned to query too small. '",
+        "f'Align ratio: {align_ratio}.')",
+        "if duplicate:",
+        "raise DuplicateError('Template is an exact subsequence of query with large '",
+        "f'coverage. Length ratio: {length_ratio}.')",
+        "if len(template_sequence) < 10:",
+        "raise LengthError(f'Template too short. Length: {len(template_sequence)}.')",
+        "release_date_cutoff=max_template_date)"]
 
 
 def _alphafold_empty_templates(sequence: str) -> dict:
