@@ -1,54 +1,69 @@
-"""foldflow's features equal those of AlphaFold's own DataPipeline for the same MSA files."""
+"""foldflow's features equal those of AlphaFold's own DataPipeline for the same MSA files, templates included
+(AlphaFold's Hmmsearch wrapper and HmmsearchHitFeaturizer on the bundled PDB seqres and mmCIF files)."""
 
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
 from alphafold.data import pipeline, templates
+from alphafold.data.tools import hmmsearch
 
-from foldflow.config import MsaConfig
+from foldflow.config import MsaConfig, TemplateConfig
 from foldflow.features import build_features, empty_template_features
 from foldflow.msa.jackhmmer import ResidentDatabases
 from foldflow.msa.precomputed import load_precomputed
-from conftest import DATA
+from foldflow.templates import TemplateSearch
+from conftest import DATA, debian_binary
 from test_msa import ABC_QUERY, SHORT_SEQUENCE
 
 
-class _NoTemplateSearch:
-    """Stands in for HHSearch: templates are not part of this comparison."""
+class BundledMmcifFeaturizer(templates.HmmsearchHitFeaturizer):
+    """AlphaFold's featuriser given the hits whose mmCIF file the bundled folder holds (4 of PDB's; a full
+    mirror holds every hit's, and foldflow leaves out the others the same way)."""
 
-    input_format, output_format = "sto", "hhr"
-
-    def query(self, msa: str) -> str:
-        return ""
-
-    def get_template_hits(self, output_string, input_sequence):
-        return []
-
-
-class _EmptyTemplates:
     def get_templates(self, query_sequence, hits):
-        return templates.TemplateSearchResult(
-            features=empty_template_features(len(query_sequence)), errors=[], warnings=[])
+        present = [h for h in hits if (Path(self._mmcif_dir) / f"{h.name.split()[0][:4]}.cif").is_file()]
+        return super().get_templates(query_sequence, present)
+
+
+def alphafold_template_search(bundled: TemplateConfig) -> tuple[hmmsearch.Hmmsearch, templates.HmmsearchHitFeaturizer]:
+    """AlphaFold's own template search (its Hmmsearch wrapper on the HMMER binaries) and featuriser, on the
+    bundled PDB seqres and mmCIF files."""
+    searcher = hmmsearch.Hmmsearch(binary_path=debian_binary("hmmsearch", "hmmer"),
+                                   hmmbuild_binary_path=debian_binary("hmmbuild", "hmmer"),
+                                   database_path=str(bundled.pdb_seqres))
+    featurizer = BundledMmcifFeaturizer(
+        mmcif_dir=str(bundled.mmcif_dir), max_template_date=bundled.max_template_date, max_hits=bundled.max_hits,
+        kalign_binary_path=debian_binary("kalign", "kalign"), release_dates_path=None, obsolete_pdbs_path=None)
+    return searcher, featurizer
+
+
+def foldflow_template_features(sequence: str, alignments) -> dict:
+    """foldflow's templates from its uniref90 alignment, as its prepare step makes them."""
+    search = TemplateSearch(TemplateConfig())
+    (uniref90,) = [a for a in alignments if a.database == "uniref90"]
+    return search.featurise(sequence, search.search(uniref90.text))[0]
 
 
 def alphafold_features(fasta, msa_dir, tmp_path, small_bfd: bool):
     # The tools' constructors check that the databases exist; with precomputed MSAs none is read.
     (tmp_path / "bfd_a3m.ffdata").touch()
     unused_db = str(DATA / "short.fasta")
+    searcher, featurizer = alphafold_template_search(TemplateConfig())
     data_pipeline = pipeline.DataPipeline(
         jackhmmer_binary_path="jackhmmer", hhblits_binary_path="hhblits",
         uniref90_database_path=unused_db, mgnify_database_path=unused_db,
         bfd_database_path=str(tmp_path / "bfd"), uniref30_database_path=str(tmp_path / "bfd"),
-        small_bfd_database_path=unused_db, template_searcher=_NoTemplateSearch(),
-        template_featurizer=_EmptyTemplates(), use_small_bfd=small_bfd, use_precomputed_msas=True)
+        small_bfd_database_path=unused_db, template_searcher=searcher,
+        template_featurizer=featurizer, use_small_bfd=small_bfd, use_precomputed_msas=True)
     return data_pipeline.process(str(fasta), str(msa_dir))
 
 
 def assert_same_features(ours, theirs):
-    non_template = sorted(k for k in theirs if not k.startswith("template_"))
-    assert sorted(k for k in ours if not k.startswith("template_")) == non_template
-    for key in non_template:
+    """Every feature, the (no-)template ones included, equal in keys, dtypes and values."""
+    assert sorted(ours) == sorted(theirs)
+    for key in theirs:
         assert ours[key].dtype == theirs[key].dtype, key
         np.testing.assert_array_equal(ours[key], theirs[key], err_msg=key)
 
@@ -62,7 +77,9 @@ def test_searched_msas_give_alphafold_features(tmp_path):
     fasta = tmp_path / "abc.fasta"
     fasta.write_text(f">abc ABC fragment\n{ABC_QUERY}\n")
     theirs = alphafold_features(fasta, msa_dir, tmp_path, small_bfd=True)
-    assert_same_features(build_features(ABC_QUERY, "abc ABC fragment", alignments, deduplicate=False), theirs)
+    ours = build_features(ABC_QUERY, "abc ABC fragment", alignments, deduplicate=False,
+                          templates=foldflow_template_features(ABC_QUERY, alignments))
+    assert_same_features(ours, theirs)
 
 
 def test_precomputed_msas_give_alphafold_features(tmp_path):
@@ -71,7 +88,9 @@ def test_precomputed_msas_give_alphafold_features(tmp_path):
     alignments = load_precomputed(tmp_path, "short", SHORT_SEQUENCE, {"uniref90": 10_000, "mgnify": 501})
     shutil.move(msa_dir / "bfd_uniclust_hits.a3m", msa_dir / "bfd_uniref_hits.a3m")  # AlphaFold's name
     theirs = alphafold_features(DATA / "short.fasta", msa_dir, tmp_path, small_bfd=False)
-    assert_same_features(build_features(SHORT_SEQUENCE, "query", alignments, deduplicate=False), theirs)
+    ours = build_features(SHORT_SEQUENCE, "query", alignments, deduplicate=False,
+                          templates=foldflow_template_features(SHORT_SEQUENCE, alignments))
+    assert_same_features(ours, theirs)
 
 
 def test_deduplication_keeps_first_occurrence_in_alphafold_order(tmp_path):
