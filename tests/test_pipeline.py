@@ -19,6 +19,11 @@ def run(four_targets_run):
     return four_targets_run
 
 
+def confidence_scores(run, target: str, model: str) -> list[float]:
+    """The per-residue pLDDT of one model as run_alphafold writes it (confidence_<model>.json, two decimals)."""
+    return json.loads((run.out_dir / target / f"confidence_{model}.json").read_text())["confidenceScore"]
+
+
 def test_every_target_is_predicted(run):
     assert run.ok, run.failed
     table = run.to_pandas().set_index("target_id")
@@ -28,7 +33,8 @@ def test_every_target_is_predicted(run):
     assert (table.drop(index="short")["msa_source"] == "pyhmmer").all()
     assert table.loc["HG003690_101", "msa_depth_uniref90"] == 4  # query + 3 homologues
     assert table.loc["short", "msa_depth_bfd"] > 100
-    assert table["mean_plddt"].between(0, 100).all() and table["ptm"].between(0, 1).all()
+    for target, row in table.iterrows():  # the summary's mean pLDDT is the mean of the written per-residue pLDDT
+        assert row["mean_plddt"] == pytest.approx(np.mean(confidence_scores(run, target, row["model"])), abs=0.01)
     assert (run.out_dir / "summary.parquet").is_file() and (run.out_dir / "config.yaml").is_file()
     assert run.random_params
 
@@ -40,7 +46,7 @@ def _b_factors_by_residue(structure: gemmi.Structure) -> list[set[float]]:
 @pytest.mark.parametrize("target", ["HG003686_698", "short"])
 def test_structures_carry_plddt_in_b_factors(run, target):
     folder = run.out_dir / target
-    plddt = np.array(json.loads((folder / "confidence_model_1_ptm_pred_0.json").read_text())["confidenceScore"])
+    plddt = np.array(confidence_scores(run, target, "model_1_ptm_pred_0"))
     sequence = SHORT_SEQUENCE if target == "short" else None
     for name in ("ranked_0.pdb", "ranked_0.cif", "unrelaxed_model_1_ptm_pred_0.pdb"):
         structure = gemmi.read_structure(str(folder / name))
@@ -51,8 +57,6 @@ def test_structures_carry_plddt_in_b_factors(run, target):
         per_residue = _b_factors_by_residue(structure)
         assert all(len(b) == 1 for b in per_residue), "one pLDDT per residue"
         np.testing.assert_allclose([b.pop() for b in per_residue], plddt, atol=0.006)
-    row = run.to_pandas().set_index("target_id").loc[target]
-    assert row["mean_plddt"] == pytest.approx(plddt.mean(), abs=0.01)
 
 
 def test_alphafold_output_layout(run):
@@ -68,9 +72,11 @@ def test_alphafold_output_layout(run):
     (pae,) = json.loads((folder / "pae_model_1_ptm_pred_0.json").read_text())
     assert np.array(pae["predicted_aligned_error"]).shape == (79, 79)
     assert pae["max_predicted_aligned_error"] == pytest.approx(31.75)
-    ranking = json.loads((folder / "ranking_debug.json").read_text())
-    assert ranking == {"plddts": {"model_1_ptm_pred_0": ranking["plddts"]["model_1_ptm_pred_0"]},
-                       "order": ["model_1_ptm_pred_0"]}, "run_alphafold's ranking_debug.json"
+    # run_alphafold ranks a monomer's models by their mean pLDDT (AlphaFold 2.3's ranking_confidence)
+    mean_plddt = np.mean(confidence_scores(run, "HG003690_101", "model_1_ptm_pred_0"))
+    assert json.loads((folder / "ranking_debug.json").read_text()) == {
+        "plddts": {"model_1_ptm_pred_0": pytest.approx(mean_plddt, abs=0.01)},
+        "order": ["model_1_ptm_pred_0"]}, "run_alphafold's ranking_debug.json"
     timings = json.loads((folder / "timings.json").read_text())
     assert set(timings) == {"features", "process_features_model_1_ptm_pred_0",
                             "predict_and_compile_model_1_ptm_pred_0"}, "run_alphafold's timings.json keys"

@@ -5,8 +5,9 @@ import re
 import pytest
 
 import foldflow
+from foldflow.store import Store
 from conftest import DEMO_FASTA, small_run_config
-from test_runs import files_without_timings
+from test_runs import files_without_timings, ledger
 
 pytestmark = [pytest.mark.slow, pytest.mark.ray]
 
@@ -58,9 +59,13 @@ def test_renamed_records_recompute_nothing(tmp_path, two_targets, both_runners):
         names[old] = f"renamed_{i}"
         text = text.replace(f">{old}", f">renamed_{i} another description")
     renamed.write_text(text)
+    store = Store(work / "store-ray")
+    computed = ledger(store)
+    assert {kind for kind, _ in computed} == {"msa", "templates", "features", "prediction"}
     second = foldflow.predict(renamed, tmp_path / "second", small_run_config(work / "store-ray"))
     table = second.to_pandas().set_index("target_id")
     assert sorted(table.index) == ["renamed_0", "renamed_1"] and second.ok
+    assert ledger(store) == computed, "the renamed run computed something (the store's ledger changed)"
     assert (table["msa_searches"] == 0).all() and (table["model_calls"] == 0).all() and table["cached"].all()
     for old, new in names.items():
         before, after = target_files(first.out_dir, old), target_files(second.out_dir, new)
