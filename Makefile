@@ -25,18 +25,20 @@ demo: $(BIN)/.installed demo-tools
 # The HMMER binaries (Debian package hmmer) are the references the pyhmmer searches are tested against;
 # kalign realigns a template whose PDB seqres differs from its mmCIF (AlphaFold's template featuriser);
 # hhsuite (hhblits) and mmseqs2 are the HH-suite and MMseqs2 MSA engines; chromium opens the run report
-# in the report's test.
+# in the report's test; podman, runc and mmdebstrap build and run the images (tests/test_images.py,
+# scripts/images.py; podman reads docker/containers.conf through CONTAINERS_CONF, /etc is left alone).
 APT_INSTALL = SUDO=$$([ "$$(id -u)" -eq 0 ] || echo sudo); $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq
 demo-tools:
 	@command -v kalign >/dev/null || { $(APT_INSTALL) kalign; }
 
 tools:
 	@command -v jackhmmer >/dev/null && command -v kalign >/dev/null && command -v hhblits >/dev/null \
-	  && command -v mmseqs >/dev/null && command -v chromium >/dev/null || { \
-	  $(APT_INSTALL) hmmer kalign hhsuite mmseqs2 chromium; }
+	  && command -v mmseqs >/dev/null && command -v chromium >/dev/null && command -v podman >/dev/null \
+	  && command -v runc >/dev/null && command -v mmdebstrap >/dev/null || { \
+	  $(APT_INSTALL) hmmer kalign hhsuite mmseqs2 chromium podman runc mmdebstrap; }
 
-# Two pytest workers (pytest-xdist): the modules that start a Ray run one after another on one worker, the others
-# beside them on the second (tests/conftest.py); much of a test's time is single-threaded XLA compilation.
+# Two pytest workers (pytest-xdist), a module at a time on each; a module that starts a Ray starts one of its own, so
+# two run side by side (tests/conftest.py); much of a test's time is single-threaded XLA compilation.
 test: $(BIN)/.installed-test tools
 	$(BIN)/python -m pytest -n 2 --dist loadgroup
 

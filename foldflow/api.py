@@ -120,20 +120,41 @@ class RunResult:
         return self.table.to_pandas()
 
 
-def describe_setup(config: RunConfig, models: list[str] | None = None) -> str:
-    """The first line a run prints: which models (those the batch needs), parameters and databases it uses."""
+def is_bundled(path: object) -> bool:
+    """Whether a database path is foldflow's bundled mini data (test-sized, not AlphaFold's databases)."""
+    return "resources/db" in str(path)
+
+
+def bundled_template_and_pairing_data(config: RunConfig, models: list[str]) -> list[str]:
+    """The bundled mini template and pairing data a run of ``models`` would search, in words."""
+    templates, pairing = config.msa.templates, config.msa.pairing_database
+    return [what for what, used in (
+        ("templates from the bundled mini PDB seqres and mmCIF files",
+         templates.enabled and (is_bundled(templates.pdb_seqres) or is_bundled(templates.mmcif_dir))),
+        ("species pairing with the bundled mini UniProt",
+         any("multimer" in name for name in models) and pairing is not None and is_bundled(pairing.path)),
+    ) if used]
+
+
+def describe_setup(config: RunConfig, models: list[str] | None = None) -> tuple[str, bool]:
+    """The first line a run prints: which models (those the batch needs), parameters and databases it uses; and
+    whether it is a warning (random parameters, a preset other than AlphaFold's, or bundled mini data)."""
+    models = config.model.model_names if models is None else models
     dbs = ", ".join(f"{db.name}={db.path.name} ({config.msa.engine_of(db)})" for db in config.msa.databases)
     params = "RANDOM parameters (structures are NOT meaningful)" if config.model.uses_random_params \
         else f"parameters from {config.model.params_dir}"
-    bundled = "bundled mini databases" if all("resources/db" in str(db.path) for db in config.msa.databases) \
-        else "databases"
     preset = config.model.effective_preset
     relax = config.effective_relax()
     cut_short = (f", relaxation cut short ({relax.max_iterations} minimisation steps)"
                  if relax.models_to_relax != "none" and relax.max_iterations else "")
     settings = ("AlphaFold 2.3's own recycles and MSA depths" if preset == "alphafold"
                 else f"FEWER recycles and MSA rows than AlphaFold{cut_short}: not its accuracy")
-    return f"foldflow: {', '.join(config.model.model_names if models is None else models)} with {params}; preset {preset} ({settings}); {bundled}: {dbs}"
+    bundled_msa = [is_bundled(db.path) for db in config.msa.databases]
+    others = bundled_template_and_pairing_data(config, models)
+    line = (f"foldflow: {', '.join(models)} with {params}; preset {preset} ({settings}); "
+            f"{'bundled mini databases' if all(bundled_msa) else 'databases'}: {dbs}"
+            + "".join(f"; {what}" for what in others))
+    return line, config.model.uses_random_params or preset != "alphafold" or any(bundled_msa) or bool(others)
 
 
 def effective_settings_comment(config: RunConfig) -> str:
@@ -167,8 +188,8 @@ def predict(fasta: str | Path, out: str | Path, config: RunConfig | str | Path |
     config = apply_overrides(config, overrides)
     batch = without_models(load_targets(Path(fasta), max_length=config.max_length), config)
     models = config.model.models_needed({t.is_complex for t in batch.targets})
-    announce = config.model.uses_random_params or config.model.effective_preset != "alphafold"
-    log.warning(describe_setup(config, models)) if announce else log.info(describe_setup(config, models))
+    line, announce = describe_setup(config, models)
+    log.warning(line) if announce else log.info(line)
     check_local_setup(config, models)
     if batch.invalid and not config.skip_invalid:
         raise InvalidInputError(batch.invalid)

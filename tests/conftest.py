@@ -3,6 +3,7 @@
 import importlib.util
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -53,27 +54,54 @@ def small_run_config(store, **pipeline) -> RunConfig:
                      pipeline={"progress": False, **pipeline})
 
 
-# What a test module outside the Ray group gets as RAY_ADDRESS (inherited by the processes it starts): foldflow
+# What a test module not marked ray gets as RAY_ADDRESS (inherited by the processes it starts): foldflow
 # would join that cluster (PipelineConfig.cluster_address), and ray.init rejects the address at once.
-NO_RAY_ADDRESS = "no-ray-outside-the-ray-test-group"
+NO_RAY_ADDRESS = "no-ray-in-a-module-not-marked-ray"
 
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(items):
-    """``make test`` runs two pytest-xdist workers (``-n 2 --dist loadgroup``): every module that starts a Ray
-    (marked ``ray``) runs in one group, one test after another, since two local Rays on one machine break each
-    other (``ray stop --force`` is machine-wide); every other module is a group of its own, so its module-scoped
-    fixtures are computed once, and runs on the other worker meanwhile."""
+    """``make test`` runs two pytest-xdist workers (``-n 2 --dist loadgroup``); every module is a group of its own,
+    so its module-scoped fixtures are computed once. A module that starts a Ray (marked ``ray``) starts a local
+    Ray of its own (``ray.init(address="local")``: its ports are the system's free ones), so the two workers'
+    Rays run side by side; the modules that start ``ray start`` heads or multi-node clusters share the group
+    ``ray-heads`` (tests/ray_head.py) and run one after another."""
     for item in items:
         if item.get_closest_marker("xdist_group") is None:
-            group = "ray" if item.get_closest_marker("ray") else item.module.__name__
-            item.add_marker(pytest.mark.xdist_group(group))
+            item.add_marker(pytest.mark.xdist_group(item.module.__name__))
+    items.sort(key=lambda item: item.path.name == IMAGE_TESTS)  # last: the images build meanwhile
+
+
+IMAGE_TESTS = "test_images.py"
+
+
+def start_image_builds(config: pytest.Config) -> None:
+    """Build the images (scripts/images.py) in the background from the session's start: their downloads and
+    layers overlap the other tests, and tests/test_images.py, which runs last, waits for the build's lock and
+    finds every layer built (a build that failed fails there again, with its error). Once per session: the
+    pytest-xdist workers share its run id; the log is .cache/images/build-<run id>.log."""
+    run = getattr(config, "workerinput", {}).get("testrunuid", f"pid{os.getpid()}")
+    images = load_script("images")
+    images.CACHE.mkdir(parents=True, exist_ok=True)
+    try:
+        log = open(images.CACHE / f"build-{run}.log", "x")
+    except FileExistsError:
+        return
+    for old in images.CACHE.glob("build-*.log"):
+        if old.name != Path(log.name).name:
+            old.unlink()
+    with log:
+        subprocess.Popen([sys.executable, str(ROOT / "scripts" / "images.py")], stdout=log, stderr=subprocess.STDOUT,
+                         stdin=subprocess.DEVNULL, start_new_session=True)
 
 
 def pytest_collection_finish(session):
-    """Fail at once when pytest-xdist did not group the tests (it appends ``@group`` to each node id)."""
+    """Fail at once when pytest-xdist did not group the tests (it appends ``@group`` to each node id); start the
+    images' build when the image tests are selected."""
     if getattr(session.config.option, "loadgroup", False) and any("@" not in i.nodeid for i in session.items):
         raise pytest.UsageError("pytest-xdist did not group the tests (--dist loadgroup); see pyproject.toml on pytest")
+    if not session.config.option.collectonly and any(item.path.name == IMAGE_TESTS for item in session.items):
+        start_image_builds(session.config)
 
 
 def _user_runs() -> set[str]:
@@ -90,8 +118,8 @@ def users_store_untouched():
 
 
 @pytest.fixture(scope="module", autouse=True)
-def ray_only_in_the_ray_group(request):
-    """A module not marked ``ray`` that starts a Ray fails, so it cannot run beside the Ray group unnoticed."""
+def no_ray_unless_marked(request):
+    """A module not marked ``ray`` that starts a Ray fails, so no Ray starts unmarked."""
     if request.node.get_closest_marker("ray") is not None:
         yield
         return

@@ -446,4 +446,234 @@ def launcher_problems(deployment: Deployment) -> list[str]:
 
 def all_problems(deployment: Deployment) -> list[str]:
     return (schema_problems(deployment) + kuberay_rule_problems(deployment) + cluster_problems(deployment)
-            + image_problems(deployment) + launcher_problems(deployment))
+            + image_problems(deployment) + launcher_problems(deployment) + cluster_image_problems(deployment))
+
+
+# --- one base, one Python and the tools of every image; the launcher's setup and start (issue 26) ---------------
+
+# What each image must carry, with who needs it: Debian packages of the Dockerfiles' apt-get lines.
+IMAGE_PACKAGES = {
+    "kalign": "AlphaFold's template featuriser (alphafold.data.tools.kalign) realigns template hits with it",
+    "hmmer": "the hmmsearch template search and the HMMER binaries",
+    "hhsuite": "the hhblits MSA engine and the hhsearch template search",
+    "mmseqs2": "the mmseqs2 MSA engine",
+    "rsync": "the cluster launcher copies files into containers with it",
+    "openssh-client": "the head's autoscaler reaches worker hosts with ssh (and rsync -e ssh)",
+}
+DOWNLOADERS = ("wget", "aria2")  # scripts/download_databases.sh uses aria2c, else wget
+RAY_AWS_DEFAULTS = "autoscaler/aws/defaults.yaml"  # Ray's own defaults of the AWS provider
+
+
+def _resolved_from(dockerfile: str) -> str:
+    """The final stage's base image, ``${ARG}`` replaced by the ARG's default (an ARG before FROM)."""
+    defaults = dict(re.findall(r"^ARG\s+(\w+)=(\S+)", dockerfile, re.M))
+    base = [a for i, a in _instructions(dockerfile) if i == "FROM"][0].split()[0]
+    return re.sub(r"\$\{?(\w+)\}?", lambda m: defaults.get(m.group(1), m.group(0)), base)
+
+
+def _runs(dockerfile: str, word: str) -> list[str]:
+    return [a for i, a in _instructions(dockerfile) if i == "RUN" and word in a]
+
+
+def apt_packages(dockerfile: str) -> set[str]:
+    """The packages of the final stage's ``apt-get install`` lines."""
+    packages = set()
+    for run in _runs(dockerfile, "apt-get install"):
+        for command in re.split(r"&&|;", run):
+            words = shlex.split(command)
+            if words[:2] == ["apt-get", "install"]:
+                packages |= {w for w in words[2:] if not w.startswith("-")}
+    return packages
+
+
+def base_image_problems(deployment: Deployment) -> list[str]:
+    """Every image of a cluster starts from one base with one Python build (Ray's check_version_info compares the
+    Python of a joining node with the head's down to the patch): the same resolved FROM, the same apt-get line
+    (Debian's python3 among its packages) and the same dependency install."""
+    problems = []
+    names = sorted(deployment.dockerfiles)
+    first = deployment.dockerfiles[names[0]]
+    for name in names:
+        dockerfile = deployment.dockerfiles[name]
+        if "python3" not in apt_packages(dockerfile) or not _runs(dockerfile, "python3 -m venv"):
+            problems.append(f"{name}: Python is not the base's Debian python3 (apt-get install python3, a venv of it)")
+        if name == names[0]:
+            continue
+        for what, own, other in (("base image", _resolved_from(dockerfile), _resolved_from(first)),
+                                 ("apt-get line", _runs(dockerfile, "apt-get install"), _runs(first, "apt-get install")),
+                                 ("dependency install", _runs(dockerfile, "pip install")[:1], _runs(first, "pip install")[:1])):
+            if own != other:
+                problems.append(f"{name}: its {what} is not {names[0]}'s ({own} vs {other}), so the images' Python "
+                                f"builds or packages can differ")
+    return problems
+
+
+def image_tool_problems(deployment: Deployment) -> list[str]:
+    problems = []
+    for name, dockerfile in sorted(deployment.dockerfiles.items()):
+        packages = apt_packages(dockerfile)
+        problems += [f"{name}: no {package} ({why})" for package, why in IMAGE_PACKAGES.items()
+                     if package not in packages]
+        if not packages & set(DOWNLOADERS):
+            problems.append(f"{name}: neither wget nor aria2 (scripts/download_databases.sh downloads with them)")
+    return problems
+
+
+def _pip_requirements(dockerfile: str) -> set[str]:
+    """Names of what the Dockerfile's ``pip install`` commands install, ``-r requirements/*.in`` files read."""
+    names = set()
+    for run in _runs(dockerfile, "pip install"):
+        for command in re.split(r"&&|;", run):
+            words = shlex.split(command)
+            if words[:2] != ["pip", "install"]:
+                continue
+            options_with_value = ("-c", "-r", "--constraint", "--requirement")
+            for previous, word in zip(words[1:], words[2:]):
+                if previous in ("-r", "--requirement"):
+                    names |= {_requirement_name(line) for line in (ROOT / word).read_text().splitlines()
+                              if line.strip() and not line.startswith("#")}
+                elif previous not in options_with_value and re.match(r"^[A-Za-z]", word):
+                    names.add(_requirement_name(word))
+    return names
+
+
+def _requirement_name(requirement: str) -> str:
+    return re.split(r"[\[<>=;\s]", requirement.strip(), maxsplit=1)[0].lower()
+
+
+def ray_aws_head_setup_requirements() -> set[str]:
+    """What Ray's AWS defaults install on the head (``pip install 'boto3>=1.4.8'``): the node provider's needs."""
+    defaults = yaml.safe_load((resources.files("ray") / RAY_AWS_DEFAULTS).read_text())
+    names = set()
+    for command in defaults["head_setup_commands"]:
+        words = shlex.split(command)
+        if words[:2] == ["pip", "install"]:
+            names |= {_requirement_name(w) for w in words[2:] if not w.startswith("-")}
+    return names
+
+
+def launcher_setup_problems(deployment: Deployment) -> list[str]:
+    """The launcher's head can load its node provider, and its nodes run with token authentication.
+
+    ``head_setup_commands`` in cluster.yaml replaces the provider's defaults (Ray merges the config over them), so
+    what Ray's defaults install there must be in the head image. Ray 2.60 turns token authentication on for
+    ``ray start`` only with RAY_AUTH_MODE=token (or a token already on the node): every start command sets it and
+    every node gets the token (file_mounts of ~/.ray/auth_token, the file `ray get-auth-token --generate` writes).
+    """
+    launcher = deployment.launcher
+    problems = []
+    head_image = launcher_images(launcher)[launcher["head_node_type"]]
+    installed = _pip_requirements(deployment.dockerfiles[_dockerfile_of(head_image)])
+    if launcher.get("provider", {}).get("type") == "aws" and "head_setup_commands" in launcher:
+        problems += [f"cluster.yaml: head_setup_commands replace Ray's AWS defaults, but the head image does not "
+                     f"install {name}" for name in sorted(ray_aws_head_setup_requirements() - installed)]
+    for key in ("head_start_ray_commands", "worker_start_ray_commands"):
+        for command in launcher.get(key, []):
+            if re.search(r"\bray start\b", command) and not re.search(r"\bRAY_AUTH_MODE=token\b", command):
+                problems.append(f"cluster.yaml: {key}: `{command}` starts Ray without RAY_AUTH_MODE=token")
+    mounts = launcher.get("file_mounts", {})
+    if mounts.get("~/.ray/auth_token") != "~/.ray/auth_token":
+        problems.append("cluster.yaml: file_mounts do not give every node the token (~/.ray/auth_token)")
+    return problems
+
+
+def image_version_problems(versions: dict[str, tuple[str, str]]) -> list[str]:
+    """``versions``: each image of a cluster -> (Ray, Python) as it reports them (Ray's compute_version_info);
+    every image must report the first one's, as a node joining a head must (Ray's check_version_info)."""
+    (head, expected), *others = versions.items()
+    return [f"{image}: Ray {ray_version}, Python {python} differ from {head}'s Ray {expected[0]}, Python {expected[1]}"
+            for image, (ray_version, python) in others if (ray_version, python) != tuple(expected)]
+
+
+KUBERAY_AUTOSCALER_REQUESTS = {"cpu": "500m", "memory": "512Mi"}  # KubeRay's default for the head's sidecar
+PINNED_TAG = re.compile(r"(@sha256:[0-9a-f]{64}|:[\w.-]*(\d+\.\d+|\d{8})[\w.-]*)$")  # a point release, a date or a digest
+
+
+def _all_pod_specs(deployment: Deployment) -> list[tuple[str, str, dict]]:
+    """Every pod template: the Ray groups', the CronJob's and plain Jobs'."""
+    pods = _pod_specs(deployment)
+    pods += [(name, "job", m["spec"]["template"]["spec"]) for name, m in deployment.manifests.items()
+             if m.get("kind") == "Job"]
+    return pods
+
+
+def kubernetes_volume_problems(deployment: Deployment) -> list[str]:
+    """A multi-TB volume is not re-chowned at every pod start (fsGroupChangePolicy: OnRootMismatch), and a Job
+    fills it with the download script the images carry."""
+    problems = []
+    for name, group, pod in _all_pod_specs(deployment):
+        context = pod.get("securityContext", {})
+        if "fsGroup" in context and context.get("fsGroupChangePolicy") != "OnRootMismatch":
+            problems.append(f"{name}: {group} pod: fsGroup without fsGroupChangePolicy OnRootMismatch (the kubelet "
+                            f"would chown every file of the volume at each start)")
+    fillers = [(name, pod) for name, group, pod in _all_pod_specs(deployment) if group == "job"
+               and any(v.get("persistentVolumeClaim") for v in pod.get("volumes", []))
+               and any("download_databases.sh" in " ".join(c.get("command", [])) for c in pod["containers"])]
+    if not fillers:
+        problems.append("no Job fills the shared volume (scripts/download_databases.sh with the volume mounted)")
+    for name, pod in fillers:
+        for container in pod["containers"]:
+            dockerfile = deployment.dockerfiles[_dockerfile_of(container["image"])]
+            copies = [a for i, a in _instructions(dockerfile) if i == "COPY"]
+            if not any("scripts/download_databases.sh" in a or a.split()[0] == "scripts" for a in copies):
+                problems.append(f"{name}: its image does not carry scripts/download_databases.sh")
+    return problems
+
+
+def cronjob_deadline_problems(deployment: Deployment) -> list[str]:
+    """The nightly pod follows a Ray job (`foldflow submit --wait`): a deadline would end the pod and leave the
+    Ray job running, so the next night's run could start beside it."""
+    problems = []
+    for name, manifest in deployment.manifests.items():
+        if manifest.get("kind") != "CronJob":
+            continue
+        job = manifest["spec"]["jobTemplate"]["spec"]
+        if "activeDeadlineSeconds" in job or "activeDeadlineSeconds" in job["template"]["spec"]:
+            problems.append(f"{name}: activeDeadlineSeconds ends the pod that follows the Ray job, not the Ray job")
+        if manifest["spec"].get("concurrencyPolicy") != "Forbid":
+            problems.append(f"{name}: concurrencyPolicy is not Forbid, so two nights can run at once")
+    return problems
+
+
+def head_fit_problems(deployment: Deployment) -> list[str]:
+    """docs/cluster.md's head node size counts the head pod whole: the ray-head container and KubeRay's autoscaler
+    sidecar (autoscalerOptions.resources, or KubeRay's default)."""
+    row = re.search(r"^\| head \| any node with ([\d.]+) CPUs / ([\d.]+) GiB free", deployment.docs, re.M)
+    if row is None:
+        return ["docs/cluster.md: no head row 'any node with N CPUs / N GiB free'"]
+    documented = (float(row.group(1)), float(row.group(2)))
+    problems = []
+    for name, manifest in deployment.manifests.items():
+        spec = _cluster_spec(manifest)
+        if spec is None:
+            continue
+        (container,) = spec["headGroupSpec"]["template"]["spec"]["containers"]
+        head = container.get("resources", {}).get("requests", {})
+        sidecar = (spec.get("autoscalerOptions", {}).get("resources", {}).get("requests", KUBERAY_AUTOSCALER_REQUESTS)
+                   if spec.get("enableInTreeAutoscaling") else {})
+        needed = tuple(_quantity(head.get(k, 0)) + _quantity(sidecar.get(k, 0)) for k in ("cpu", "memory"))
+        if needed != documented:
+            problems.append(f"{name}: the head pod asks for {needed[0]:g} CPUs, {needed[1]:g} GiB (head and autoscaler "
+                            f"sidecar); docs/cluster.md says {documented[0]:g} CPUs / {documented[1]:g} GiB")
+    return problems
+
+
+def docs_wait_problems(deployment: Deployment) -> list[str]:
+    """`kubectl wait --for=condition=complete` alone waits its whole timeout on a failed Job."""
+    return [f"docs/cluster.md: `{line.strip()}` waits the whole timeout when the Job fails"
+            for line in deployment.docs.splitlines()
+            if re.match(r"\s*kubectl wait .*--for=condition=complete", line)]
+
+
+def base_tag_problems(deployment: Deployment) -> list[str]:
+    return [f"{name}: base image {base} is a floating tag (name a point release, a dated tag or a digest)"
+            for name, dockerfile in sorted(deployment.dockerfiles.items())
+            if not PINNED_TAG.search(base := _resolved_from(dockerfile))]
+
+
+def cluster_image_problems(deployment: Deployment) -> list[str]:
+    """Issue 26's checks: one base and one Python for every image, the tools they carry, the launcher's head setup
+    and token authentication, the volume, the nightly CronJob, the head pod's size, the docs' wait."""
+    checks = (base_image_problems, base_tag_problems, image_tool_problems, launcher_setup_problems,
+              kubernetes_volume_problems, cronjob_deadline_problems, head_fit_problems, docs_wait_problems)
+    return [problem for check in checks for problem in check(deployment)]

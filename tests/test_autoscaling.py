@@ -15,7 +15,7 @@ from foldflow.config import RunConfig
 from conftest import DEMO_FASTA
 from ray_head import free_port, ray_head
 
-pytestmark = [pytest.mark.slow, pytest.mark.ray]
+pytestmark = [pytest.mark.slow, pytest.mark.ray, pytest.mark.xdist_group("ray-heads")]
 
 
 def fake_multinode_config(gcs_address: str, head_resources: dict, worker_node_types: dict) -> dict:

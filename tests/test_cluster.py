@@ -12,7 +12,7 @@ from foldflow.runs import RunBook
 from foldflow.store import Store
 from conftest import DEMO_FASTA, small_run_config
 
-pytestmark = [pytest.mark.slow, pytest.mark.ray]
+pytestmark = [pytest.mark.slow, pytest.mark.ray, pytest.mark.xdist_group("ray-heads")]
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ def test_alphafold_yaml_loads():
     config = load_config(ROOT / "configs" / "alphafold.yaml")
     assert [db.name for db in config.msa.databases] == ["uniref90", "small_bfd", "mgnify"]
     assert config.model.params_dir is not None and not config.model.uses_random_params
-    assert "parameters from /data/alphafold/params" in describe_setup(config)
+    assert "parameters from /data/alphafold/params" in describe_setup(config)[0]
     assert config.msa.templates.engine_for(False) == "hhsearch" and config.msa.templates.engine_for(True) == "hmmsearch"
 
 
@@ -139,5 +139,5 @@ def test_overrides_use_dotted_names():
 
 
 def test_default_setup_line_says_random_parameters():
-    assert "RANDOM parameters" in describe_setup(default_config())
-    assert "bundled mini databases" in describe_setup(default_config())
+    assert "RANDOM parameters" in describe_setup(default_config())[0]
+    assert "bundled mini databases" in describe_setup(default_config())[0]

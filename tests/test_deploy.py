@@ -5,8 +5,9 @@ copy with the defect it guards against. The nightly route itself runs in tests/t
 import ray
 import pytest
 
-from deploy_checks import (HADOLINT, Deployment, all_problems, cluster_problems, container_argv, hadolint,
-                           image_problems, ray_versions, kuberay_rule_problems, launcher_problems, schema_problems)
+from deploy_checks import (HADOLINT, Deployment, all_problems, cluster_image_problems, cluster_problems,
+                           container_argv, hadolint, image_problems, kuberay_rule_problems, launcher_problems,
+                           ray_versions, schema_problems)
 from foldflow.config import load_config
 from conftest import ROOT
 
@@ -137,6 +138,74 @@ def a_launcher_field_ray_does_not_know(d):
     d.launcher["available_node_types"]["gpu"]["max_worker"] = 4
 
 
+def _replace(deployment, name, old, new):
+    assert old in deployment.dockerfiles[name], old
+    deployment.dockerfiles[name] = deployment.dockerfiles[name].replace(old, new)
+
+
+def a_cuda_base_for_the_gpu_image(d):
+    _replace(d, "Dockerfile.gpu", "FROM ${BASE_IMAGE}", "FROM nvidia/cuda:12.6.3-base-ubuntu22.04")
+
+
+def another_python_in_the_gpu_image(d):
+    _replace(d, "Dockerfile.gpu", "python3 python3-venv", "python3.11 python3.11-venv")
+
+
+def other_dependencies_in_the_gpu_image(d):
+    _replace(d, "Dockerfile.gpu", "pip install -c requirements/cpu.lock -c requirements/gpu.lock . -r",
+             "pip install -c requirements/gpu.lock . -r")
+
+
+def a_floating_base_tag(d):
+    for name in d.dockerfiles:
+        _replace(d, name, "ARG BASE_IMAGE=debian:12.11-slim", "ARG BASE_IMAGE=debian:bookworm-slim")
+
+
+def no_kalign(d):
+    _replace(d, "Dockerfile", " kalign ", " ")
+
+
+def no_ssh_client(d):
+    _replace(d, "Dockerfile", " openssh-client ", " ")
+
+
+def no_downloader(d):
+    _replace(d, "Dockerfile.gpu", " wget aria2", "")
+
+
+def no_boto3_in_the_head_image(d):
+    _replace(d, "Dockerfile", " -r requirements/cluster.in", "")
+
+
+def a_worker_start_without_token_auth(d):
+    d.launcher["worker_start_ray_commands"][-1] = "ray start --address=$RAY_HEAD_IP:6379"
+
+
+def no_token_for_the_nodes(d):
+    d.launcher["file_mounts"] = {}
+
+
+def a_volume_chowned_at_every_start(d):
+    group = d.manifests["raycluster"]["spec"]["workerGroupSpecs"][1]
+    del group["template"]["spec"]["securityContext"]["fsGroupChangePolicy"]
+
+
+def no_job_fills_the_volume(d):
+    del d.manifests["fill-volume"]
+
+
+def a_deadline_on_the_nightly_pod(d):
+    d.manifests["cronjob"]["spec"]["jobTemplate"]["spec"]["activeDeadlineSeconds"] = 72000
+
+
+def a_head_size_without_the_autoscaler(d):
+    d.docs = d.docs.replace("any node with 2.5 CPUs / 8.5 GiB free", "any node with 2 CPUs / 8 GiB free")
+
+
+def a_wait_that_hangs_on_failure(d):
+    d.docs += "\n```bash\nkubectl wait --for=condition=complete job/foldflow-night-test --timeout=24h\n```\n"
+
+
 DEFECTS = {  # each defect -> a line of the problems it must cause
     labels_in_ray_start_params: "raycluster: msa-cpu group: rayStartParams['labels'] is not supported",
     resources_twice: "rayjob: msa-cpu group: resources set in both rayStartParams and the group's resources field",
@@ -162,6 +231,24 @@ DEFECTS = {  # each defect -> a line of the problems it must cause
     no_gpu_toleration: "raycluster: gpu pod: no toleration for the nvidia.com/gpu taint",
     a_small_launcher_gpu_node: "cluster.yaml: node type gpu (g5.2xlarge: 8 vCPUs, 32 GiB, 1 GPU) is smaller",
     a_launcher_field_ray_does_not_know: "cluster.yaml: Additional properties are not allowed ('max_worker'",
+    a_cuda_base_for_the_gpu_image: "Dockerfile.gpu: its base image is not Dockerfile's",
+    another_python_in_the_gpu_image: "Dockerfile.gpu: Python is not the base's Debian python3",
+    other_dependencies_in_the_gpu_image: "Dockerfile.gpu: its dependency install is not Dockerfile's",
+    a_floating_base_tag: "Dockerfile: base image debian:bookworm-slim is a floating tag",
+    no_kalign: "Dockerfile: no kalign (AlphaFold's template featuriser",
+    no_ssh_client: "Dockerfile: no openssh-client (the head's autoscaler reaches worker hosts with ssh",
+    no_downloader: "Dockerfile.gpu: neither wget nor aria2",
+    no_boto3_in_the_head_image: "cluster.yaml: head_setup_commands replace Ray's AWS defaults, but the head image "
+                                "does not install boto3",
+    a_worker_start_without_token_auth: "worker_start_ray_commands: `ray start --address=$RAY_HEAD_IP:6379` starts "
+                                       "Ray without RAY_AUTH_MODE=token",
+    no_token_for_the_nodes: "cluster.yaml: file_mounts do not give every node the token",
+    a_volume_chowned_at_every_start: "raycluster: gpu pod: fsGroup without fsGroupChangePolicy OnRootMismatch",
+    no_job_fills_the_volume: "no Job fills the shared volume",
+    a_deadline_on_the_nightly_pod: "cronjob: activeDeadlineSeconds ends the pod that follows the Ray job",
+    a_head_size_without_the_autoscaler: "raycluster: the head pod asks for 2.5 CPUs, 8.5 GiB (head and autoscaler "
+                                        "sidecar); docs/cluster.md says 2 CPUs / 8 GiB",
+    a_wait_that_hangs_on_failure: "waits the whole timeout when the Job fails",
 }
 
 
@@ -231,6 +318,7 @@ def test_kuberay_groups_carry_the_labels_and_resources_the_pools_ask_for(shipped
 
 def test_each_check_family_runs(shipped):
     """Every family of checks has something to check (a check that finds no file would pass on anything)."""
-    assert len(shipped.manifests) == 4 and len(shipped.dockerfiles) == 2 and shipped.locks.keys() == {"cpu", "gpu"}
-    for check in (schema_problems, kuberay_rule_problems, cluster_problems, image_problems, launcher_problems):
+    assert len(shipped.manifests) == 5 and len(shipped.dockerfiles) == 2 and shipped.locks.keys() == {"cpu", "gpu"}
+    for check in (schema_problems, kuberay_rule_problems, cluster_problems, image_problems, launcher_problems,
+                  cluster_image_problems):
         assert check(shipped) == [], check.__name__

@@ -61,8 +61,8 @@ def test_relaxation_is_run_alphafolds_with_real_parameters_and_bounded_with_the_
     assert relax_arguments(apply_overrides(RunConfig(), {"params": str(tmp_path)})) == RUN_ALPHAFOLD_RELAX
     explicit = RunConfig(relax={"max_iterations": 5})
     assert relax_arguments(explicit) == {**fast, "max_iterations": 5}
-    assert "relaxation cut short (100 minimisation steps)" in describe_setup(RunConfig())
-    assert "relaxation" not in describe_setup(RunConfig(relax={"models_to_relax": "none"}))
+    assert "relaxation cut short (100 minimisation steps)" in describe_setup(RunConfig())[0]
+    assert "relaxation" not in describe_setup(RunConfig(relax={"models_to_relax": "none"}))[0]
 
 
 def test_predictions_and_seeds_follow_run_alphafold():

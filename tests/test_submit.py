@@ -14,7 +14,7 @@ import foldflow
 from conftest import DATA, DEMO_FASTA, ROOT
 from ray_head import RAY_ENV as ENV, ray_head
 
-pytestmark = [pytest.mark.slow, pytest.mark.ray]
+pytestmark = [pytest.mark.slow, pytest.mark.ray, pytest.mark.xdist_group("ray-heads")]
 
 
 @pytest.fixture
