@@ -41,6 +41,7 @@ SOURCES = ("deb http://deb.debian.org/debian bookworm main",
            "deb http://deb.debian.org/debian-security bookworm-security main")
 IMAGES = {"cpu": "docker/Dockerfile", "gpu": "docker/Dockerfile.gpu"}
 BUILD_TIMEOUT_S = 3600
+IMAGE_TAG = "localhost/foldflow-{name}:test"
 
 
 def podman_environment() -> dict[str, str]:
@@ -119,7 +120,7 @@ def build_image(name: str, base: str) -> str:
 
 
 def _build_image(name: str, base: str) -> str:
-    tag = f"localhost/foldflow-{name}:test"
+    tag = IMAGE_TAG.format(name=name)
     previous = image_id(tag)
     podman("build", "--pull=never", "--layers", "--build-arg", f"BASE_IMAGE={base}",
            "--volume", f"{HOST_CA_BUNDLE}:/run/host-ca-certificates.crt:ro",

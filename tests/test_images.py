@@ -1,11 +1,13 @@
 """foldflow's images built and run for real (issue 26): docker/Dockerfile (CPU, head) and docker/Dockerfile.gpu
 built with podman on one base (scripts/images.py: Debian bookworm from Debian's packages, as no registry is
-reachable here), `foldflow predict` run inside the CPU image as uid 1000, and the GPU image checked as far as
-a machine without a GPU can: JAX and its CUDA plugin import, foldflow runs, and it would join the CPU image's
-head (Ray's own version check, run inside it).
+reachable here), `foldflow predict` run inside the CPU image as uid 1000, the GPU image checked as far as a
+machine without a GPU can (JAX and its CUDA plugin import, foldflow runs, and it would join the CPU image's
+head: Ray's own version check, run inside it), and Ray's cluster launcher run on the CPU image
+(scripts/launcher/run_local.py: `ray up`, a submitted run on an autoscaled worker container, `ray down`).
 
-Not marked ``ray``: no Ray starts on the host. The Ray that `foldflow predict` starts runs inside its container,
-in a network namespace of its own (``--network none``), so it never meets the Ray test group's.
+The images build in the background from the session's start (tests/conftest.py); this module runs last.
+Not marked ``ray``: no Ray starts on the host. The Rays of these tests run inside containers, in network
+namespaces of their own, so they never meet the other tests' Rays.
 
 References, not foldflow's own output: the FASTA's sequence, the host's Debian binaries (HMMER's jackhmmer run
 through AlphaFold's wrapper; the packages the parity tests run), the locks' pins, Ray's AWS defaults and Ray's
@@ -18,7 +20,9 @@ import json
 import os
 import re
 import shlex
+import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import gemmi
@@ -37,6 +41,8 @@ from test_msa_parity import alphafold_jackhmmer
 pytestmark = pytest.mark.slow
 
 images = load_script("images")
+sys.path.insert(0, str(ROOT / "scripts" / "launcher"))
+import run_local  # noqa: E402  (scripts/launcher/run_local.py)
 IMAGE_USER = "1000:1000"  # docker/Dockerfile*: USER 1000:1000
 # Random parameters and XLA programs of the runs in the image, kept between test sessions (owned by uid 1000).
 IMAGE_CACHE = images.CACHE / "foldflow-cache"
@@ -178,3 +184,17 @@ def test_every_image_runs_the_same_python_and_ray(cpu_image, gpu_image):
     other_patch = re.sub(r"\d+$", lambda m: str(int(m.group()) + 1), versions[cpu_image][1])
     refused = run_in(gpu_image, "python", "-c", check, versions[cpu_image][0], other_patch)
     assert refused.returncode != 0 and "Version mismatch" in refused.stderr, refused.stderr[-2000:]
+
+
+def test_the_cluster_launcher_adds_a_worker_container_for_a_submitted_run_and_removes_everything(cpu_image, tmp_path):
+    """Ray's fake_multinode_docker provider on the CPU image (podman serves the Docker API): `ray up`, one demo
+    target submitted with `foldflow submit --wait` whose actors only the worker type can hold, `ray down`."""
+    if shutil.which("docker") is None:
+        pytest.fail("the Docker CLI is needed (docker compose through podman's Docker API); this kind of machine "
+                    "has it at /usr/local/bin/docker")
+    run = run_local.run_launcher(tmp_path, cpu_image)
+    assert run.submit_status == 0, run.log[-3000:]
+    assert "SUCCEEDED" in run.log
+    assert run.workers, "the autoscaler started no worker container"
+    assert [p.parts[-2] for p in run.outputs] == [first_demo_target()[0]]
+    assert run.left == [], "ray down left containers or networks"

@@ -3,6 +3,8 @@ provider starts each node as a container through ``docker compose``, served by p
 
     python scripts/launcher/run_local.py [WORKDIR]       (root; make tools; scripts/images.py builds the image)
 
+tests/test_images.py runs it (``run_launcher``) on the image it built.
+
 Steps: build the launcher's node image (node.Containerfile: the CPU image plus the ``ray`` user, sudo and sshd
 the provider's start commands use), start ``podman system service`` on a socket of its own, Ray's
 docker_monitor.py (it runs ``docker compose up`` as the autoscaler rewrites the compose file), ``ray up``; then
@@ -26,6 +28,7 @@ import shutil
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
@@ -41,8 +44,9 @@ HOST_PORTS = {"host_gcs_port": 26379, "host_object_manager_port": 28076, "host_c
 RAY_DEFAULTS_HOOK = ("import sys, ray.autoscaler._private.providers as p; "
                      f"p._DEFAULT_CONFIGS['fake_multinode_docker'] = lambda: {str(HERE / 'fake_docker_defaults.yaml')!r}; "
                      "from ray.scripts.scripts import main; sys.argv[0] = 'ray'; sys.exit(main())")
-RUN_CONFIG = {  # MSA and model actors fit only on the worker type (the head offers no CPU)
-    "relax": {"models_to_relax": "none"},
+RUN_CONFIG = {  # MSA and model actors fit only on the worker type (the head offers no CPU); the no-op model
+    "relax": {"models_to_relax": "none"},  # (a 0 s sleep per prediction): the launcher is under test, not AlphaFold
+    "model": {"names": ["simulated_device_0s"]},
     "pipeline": {"msa_actor_resources": {"msa": 1}, "msa_actor_cpus": 1, "model_actor_cpus": 1},
 }
 
@@ -67,7 +71,8 @@ def cluster_config(work: Path, token: str) -> dict:
 
 
 def environment(work: Path) -> dict[str, str]:
-    return {**images.podman_environment(), "DOCKER_HOST": f"unix://{work / 'podman.sock'}",
+    host = {k: v for k, v in images.podman_environment().items() if k != "RAY_ADDRESS"}  # no Ray on the host
+    return {**host, "DOCKER_HOST": f"unix://{work / 'podman.sock'}",
             "DOCKER_CONFIG": str(work / "docker"), "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
             "RAY_FAKE_CLUSTER": "1", "RAY_HAS_SSH": "1"}
 
@@ -106,8 +111,8 @@ def wait_for_dashboard(env, head: str, started: float, timeout_s: float = 300) -
     log("the head's dashboard answers", started)
 
 
-def submit_and_follow(env, head: str, started: float) -> tuple[int, set[str]]:
-    """`foldflow submit --wait` on the head; meanwhile, the worker containers seen."""
+def submit_and_follow(env, head: str, started: float) -> tuple[int, set[str], str]:
+    """`foldflow submit --wait` on the head: its exit status, the worker containers seen meanwhile, its output."""
     docker(env, "exec", head, "mkdir", "-p", "/home/ray/run")
     name, sequence = (ROOT / "examples" / "demo.fasta").read_text().split("\n")[:2]
     script = (f"cd /home/ray/run && printf '%s\\n%s\\n' '{name.split()[0]}' '{sequence}' > target.fasta && "
@@ -120,20 +125,34 @@ def submit_and_follow(env, head: str, started: float) -> tuple[int, set[str]]:
     while submit.poll() is None:
         workers |= {c for c in cluster_containers(env) if not c.endswith("00000-1")}
         time.sleep(2)
-    print(submit.stdout.read()[-3000:])
+    printed = submit.stdout.read()
     log(f"submit exited {submit.returncode}; worker containers seen: {sorted(workers)}", started)
-    return submit.returncode, workers
+    return submit.returncode, workers, printed
 
 
-def main() -> int:
+@dataclass
+class LauncherRun:
+    submit_status: int  # `foldflow submit --wait`'s exit status on the head
+    workers: set[str]  # worker containers seen while the run went on
+    outputs: list[Path]  # ranked_0.pdb files on the cluster's shared volume, relative to WORKDIR
+    left: list[str]  # containers and networks of the cluster left after `ray down`
+    log: str  # what the head printed for the submission
+
+    @property
+    def ok(self) -> bool:
+        return self.submit_status == 0 and bool(self.workers) and bool(self.outputs) and not self.left
+
+
+def run_launcher(work: Path, image: str = images.IMAGE_TAG.format(name="cpu")) -> LauncherRun:
+    """``ray up`` a cluster of ``image``'s nodes, submit one demo target, ``ray down``; what was seen."""
     started = time.monotonic()
-    work = Path(sys.argv[1] if len(sys.argv) > 1 else "/tmp/foldflow-launcher")
     shutil.rmtree(work / "volume", ignore_errors=True)
     work.mkdir(parents=True, exist_ok=True)
     install_compose(work)
     env = environment(work)
     previous = images.image_id(NODE_IMAGE)
-    images.podman("build", "--pull=never", "-f", str(HERE / "node.Containerfile"), "-t", NODE_IMAGE, str(HERE))
+    images.podman("build", "--pull=never", "--build-arg", f"FOLDFLOW_IMAGE={image}",
+                  "-f", str(HERE / "node.Containerfile"), "-t", NODE_IMAGE, str(HERE))
     if previous not in (None, images.image_id(NODE_IMAGE)):
         subprocess.run(["podman", "rmi", previous], env=images.podman_environment(), capture_output=True)
     log("node image built", started)
@@ -142,6 +161,7 @@ def main() -> int:
     ray = [sys.executable, "-c", RAY_DEFAULTS_HOOK]
     service = subprocess.Popen(["podman", "system", "service", "--time=0", f"unix://{work / 'podman.sock'}"], env=env)
     monitor = None
+    status, workers, outputs, printed = -1, set(), [], ""
     try:
         time.sleep(2)
         from ray.autoscaler._private.fake_multi_node import docker_monitor
@@ -154,7 +174,7 @@ def main() -> int:
                 raise TimeoutError("no head container")
             time.sleep(2)
         wait_for_dashboard(env, heads[0], started)
-        status, workers = submit_and_follow(env, heads[0], started)
+        status, workers, printed = submit_and_follow(env, heads[0], started)
         outputs = sorted(p.relative_to(work) for p in (work / "volume" / "shared" / "out").rglob("ranked_0.pdb"))
         log(f"outputs: {outputs}", started)
     finally:
@@ -173,7 +193,13 @@ def main() -> int:
                          "--format", "{{.Names}}").split()
     left += [n for n in images.podman("network", "ls", "--format", "{{.Name}}").split() if n.startswith(PROJECT)]
     log(f"ray down done; containers and networks left: {left}", started)
-    return 0 if status == 0 and workers and outputs and not left else 1
+    return LauncherRun(status, workers, outputs, left, printed)
+
+
+def main() -> int:
+    run = run_launcher(Path(sys.argv[1] if len(sys.argv) > 1 else "/tmp/foldflow-launcher"))
+    print(run.log)
+    return 0 if run.ok else 1
 
 
 if __name__ == "__main__":
