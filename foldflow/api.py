@@ -146,7 +146,7 @@ def describe_setup(config: RunConfig, models: list[str] | None = None) -> tuple[
     preset = config.model.effective_preset
     relax = config.effective_relax()
     cut_short = (f", relaxation cut short ({relax.max_iterations} minimisation steps)"
-                 if relax.models_to_relax != "none" and relax.max_iterations else "")
+                 if config.relaxes and relax.max_iterations else "")
     settings = ("AlphaFold 2.3's own recycles and MSA depths" if preset == "alphafold"
                 else f"FEWER recycles and MSA rows than AlphaFold{cut_short}: not its accuracy")
     bundled_msa = [is_bundled(db.path) for db in config.msa.databases]
@@ -239,7 +239,7 @@ def _execute(manifest: RunManifest, config: RunConfig, book: RunBook) -> RunResu
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "config.yaml").write_text(effective_settings_comment(config) + dump_config(config))
     if config.pipeline.runner == "in_process":
-        from foldflow.sequential import execute_in_process
+        from foldflow.flow.local import execute_in_process
 
         results, cancelled = execute_in_process(manifest, config, book)
     else:

@@ -400,6 +400,11 @@ class RunConfig(_Strict):
     skip_invalid: bool = False
     plots: bool = True  # msa_coverage.png, plddt.png, pae.png per target (foldflow.plots)
 
+    @property
+    def relaxes(self) -> bool:
+        """Whether the run relaxes any prediction (the one place this is decided)."""
+        return self.relax.models_to_relax != "none"
+
     def effective_relax(self) -> RelaxConfig:
         """The relaxation settings as they run: with the fast preset, FAST_RELAX where none are given."""
         if self.model.effective_preset != "fast":

@@ -8,6 +8,11 @@ base classes (ValueError, LookupError, ...) that callers may catch.
 from __future__ import annotations
 
 
+def error_line(error: BaseException) -> str:
+    """An error as one line: its type and the first line of its message (a target's error in records)."""
+    return f"{type(error).__name__}: {error}".splitlines()[0]
+
+
 class FoldflowError(Exception):
     """Bad input or setup: nothing was run. The message has one line per problem."""
 

@@ -21,17 +21,18 @@ from typing import Literal, TextIO
 
 ProgressMode = Literal["bars", "jsonl", "none"]
 StepState = Literal["queued", "running", "done", "cached", "failed"]
-# The workflow's steps as users know the stages.
-STAGE_NAMES = {"prepare": "msa+features", "predict": "model", "relax": "relax", "write": "output"}
 
 
 class RunProgress:
-    """Counts of each stage's steps by state; ``totals``: steps per stage in this run (targets x items)."""
+    """Counts of each stage's steps by state; ``totals``: steps per step name in this run (targets x items);
+    ``labels``: each step's stage as users read it (the workflow's declaration, :attr:`Workflow.labels`)."""
 
-    def __init__(self, mode: ProgressMode, run_id: str, totals: Mapping[str, int], stream: TextIO | None = None):
+    def __init__(self, mode: ProgressMode, run_id: str, totals: Mapping[str, int], labels: Mapping[str, str],
+                 stream: TextIO | None = None):
         self.mode = mode
         self.run_id = run_id
         self.totals = dict(totals)
+        self.labels = dict(labels)
         self.stream = stream or sys.stderr
         self.counts: dict[str, Counter] = {step: Counter() for step in totals}
         self.states: dict[tuple[str, str, str | None], StepState] = {}
@@ -46,7 +47,7 @@ class RunProgress:
         self._bars = Progress(TextColumn("{task.description:>14}"), BarColumn(), MofNCompleteColumn(),
                               TextColumn("{task.fields[detail]}"), TimeRemainingColumn(),
                               console=Console(file=self.stream), transient=False)
-        self._tasks = {step: self._bars.add_task(STAGE_NAMES.get(step, step), total=total, detail="")
+        self._tasks = {step: self._bars.add_task(self.labels[step], total=total, detail="")
                        for step, total in self.totals.items()}
         self._bars.start()
 
@@ -64,7 +65,7 @@ class RunProgress:
         if self.mode == "jsonl":
             self.stream.write(json.dumps({
                 "time": round(time.time(), 3), "run_id": self.run_id, "target": target_id,
-                "stage": STAGE_NAMES.get(step, step), "item": item, "state": state,
+                "stage": self.labels[step], "item": item, "state": state,
                 "counts": {"total": self.totals[step], **{s: n for s, n in counts.items() if n}}}) + "\n")
             self.stream.flush()
         elif self._bars is not None:
@@ -83,7 +84,7 @@ class RunProgress:
 
     def summary(self) -> dict[str, dict[str, int]]:
         """Per stage: steps in each state (states with none left out) and the total."""
-        return {STAGE_NAMES.get(step, step): {"total": self.totals[step], **{s: n for s, n in c.items() if n}}
+        return {self.labels[step]: {"total": self.totals[step], **{s: n for s, n in c.items() if n}}
                 for step, c in self.counts.items()}
 
     def close(self) -> None:

@@ -24,7 +24,7 @@ from foldflow.viewer import three_dmol_js
 STAGE_COLOURS = {"msa": "#4c72b0", "templates": "#8172b3", "features": "#64b5cd", "model": "#dd8452",
                  "relax": "#55a868", "output": "#937860"}
 TABLE_COLUMNS = ["target_id", "status", "length", "chains", "mean_plddt", "ptm", "iptm", "ranking_confidence",
-                 "msa_depth", "templates", "model", "cached", "attempts"]
+                 "pdockq", "interface_pae", "msa_depth", "templates", "model", "cached", "attempts"]
 # AlphaFold's pLDDT colours: > 90 dark blue, 70-90 light blue, 50-70 yellow, < 50 orange.
 PLDDT_COLOURS_JS = """function plddtColour(atom) {
   const b = atom.b;

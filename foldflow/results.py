@@ -45,6 +45,11 @@ class ScienceResult:
     mean_plddt: float | None = column(pa.float64())
     ptm: float | None = column(pa.float64())
     iptm: float | None = column(pa.float64())  # complexes
+    chain_plddt: dict[str, float] = expanded(pa.float64(), "plddt")  # mean pLDDT per chain (best prediction)
+    pdockq: float | None = column(pa.float64())  # complexes: Bryant et al. 2022's pDockQ (foldflow.scoring)
+    interface_plddt: float | None = column(pa.float64())  # complexes: mean pLDDT of residues in contact
+    interface_contacts: int | None = column(pa.int32())  # complexes: inter-chain residue pairs within 8 Å
+    interface_pae: float | None = column(pa.float64())  # complexes: mean PAE over those pairs, both ways
     relaxed: bool | None = column(pa.bool_())  # the best prediction was Amber-relaxed
     relax_violations: int | None = column(pa.int32())  # remaining violations after relaxation (best)
     relax_rmsd: float | None = column(pa.float64())  # Å, relaxed vs unrelaxed heavy atoms (best)

@@ -9,8 +9,7 @@
 * :func:`write_outputs` / :func:`failed_result`: the target's folder and its
   :class:`~foldflow.results.TargetResult`.
 
-The Ray actors in :mod:`foldflow.pipeline` and the in-process runner in
-:mod:`foldflow.sequential` call these same functions.
+The stage workers of :mod:`foldflow.flow.workers` call them, in Ray actors or in this process.
 """
 
 from __future__ import annotations
@@ -29,9 +28,10 @@ from foldflow.models import model_class
 from foldflow.models.base import CompileStats, Model, Prediction
 from foldflow.msa.alignment import QUERY_NAME, Alignment
 from foldflow.msa.engine import MsaEngine
-from foldflow.outputs import TargetOutputs, to_protein, write_target
+from foldflow.outputs import TargetOutputs, ranked_names, to_protein, write_target
 from foldflow.relax import Relaxed
 from foldflow.results import RunObservations, ScienceResult, TargetResult
+from foldflow.scoring import chain_mean_plddt, interface_scores
 from foldflow.steps import StepCache, features_key, prediction_key, relax_key, templates_key
 from foldflow.targets import Target, chain_id
 from foldflow.templates import TemplateSearch
@@ -227,8 +227,9 @@ def predict_target(target: Target, prepared: PreparedTarget, features: FeatureDi
 
 
 def ranked(predicted: Sequence[PredictedModel]) -> list[PredictedModel]:
-    """Best first by AlphaFold's ranking confidence (mean pLDDT; multimer: 0.8 ipTM + 0.2 pTM)."""
-    return sorted(predicted, key=lambda p: p.prediction.ranking_confidence, reverse=True)
+    """Best first, in the order run_alphafold ranks them (:func:`foldflow.outputs.ranked_names`)."""
+    by_name = {p.name: p for p in predicted}
+    return [by_name[name] for name in ranked_names({p.name: p.prediction for p in predicted})]
 
 
 def relax_target(predicted: Sequence[PredictedModel], cache: StepCache, settings: RelaxConfig) -> RelaxedTarget:
@@ -296,6 +297,7 @@ def write_outputs(target: Target, prepared: Placed, predicted: Sequence[Placed],
     computed = sum((Counter(c) for c in counts), Counter())
     best_relaxed = relax.relaxed.get(best.name) if relax else None
     prediction = best.prediction
+    interface = interface_scores(prediction)
     return TargetResult(
         target_id=target.id, length=target.length, status="ok",
         science=ScienceResult(
@@ -303,6 +305,11 @@ def write_outputs(target: Target, prepared: Placed, predicted: Sequence[Placed],
             msa_depth=ready.feature_msa_depth, templates=ready.templates,
             model=best.name, ranking_confidence=prediction.ranking_confidence,
             mean_plddt=prediction.mean_plddt, ptm=prediction.ptm, iptm=prediction.iptm,
+            chain_plddt=chain_mean_plddt(prediction),
+            pdockq=interface.pdockq if interface else None,
+            interface_plddt=interface.interface_plddt if interface else None,
+            interface_contacts=interface.interface_contacts if interface else None,
+            interface_pae=interface.mean_interface_pae if interface else None,
             relaxed=best_relaxed is not None,
             relax_violations=best_relaxed.violations if best_relaxed else None,
             relax_rmsd=best_relaxed.rmsd_to_input if best_relaxed else None,

@@ -17,6 +17,7 @@ import pytest
 import yaml
 
 from conftest import ROOT
+from test_scoring import reference_pdockq
 from foldflow.store import Store
 
 pytestmark = [pytest.mark.slow, pytest.mark.ray]
@@ -64,6 +65,11 @@ def mean_plddt_from_b_factors(path) -> float:
     """Mean pLDDT read back from a structure's CA B-factors (AlphaFold writes pLDDT there)."""
     structure = gemmi.read_structure(str(path))
     return float(np.mean([r["CA"][0].b_iso for chain in structure[0] for r in chain]))
+
+
+def chain_plddt_from_b_factors(path) -> tuple[float, ...]:
+    structure = gemmi.read_structure(str(path))
+    return tuple(float(np.mean([r["CA"][0].b_iso for r in chain])) for chain in structure[0])
 
 
 def chains_of(path) -> dict[str, str]:
@@ -135,6 +141,11 @@ def test_complexes_have_chains_and_multimer_ranking(run, target, chains):
     assert scores[row["model"]] == pytest.approx(0.8 * row["iptm"] + 0.2 * row["ptm"], abs=2e-3)
     assert (folder / f"relaxed_{row['model']}.pdb").is_file()
     assert chains_of(folder / f"relaxed_{row['model']}.pdb") == chains
+    # the interface scores of the summary are the pDockQ authors' code's on the best (unrelaxed) model, whose
+    # B-factors hold its pLDDT to 2 decimals; per-chain pLDDT are the means of each chain's B-factors
+    best = folder / f"unrelaxed_{row['model']}.pdb"
+    assert row["pdockq"] == pytest.approx(reference_pdockq(best, ("A", "B")), abs=1e-4)
+    assert (row["plddt_A"], row["plddt_B"]) == pytest.approx(chain_plddt_from_b_factors(best), abs=0.01)
 
 
 def test_each_distinct_chain_is_searched_once(run):

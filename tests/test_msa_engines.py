@@ -31,7 +31,7 @@ from foldflow.msa.alignment import QUERY_NAME
 from foldflow.msa.databases import read_fasta
 from foldflow.msa.hhblits import HHblitsEngine
 from foldflow.msa.mmseqs import MMseqs2Engine
-from foldflow.stage_workers import MsaStage, StepJob
+from foldflow.flow.workers import MsaStage, StepJob
 from foldflow.stages import run_chains
 from foldflow.targets import Target
 from conftest import ROOT, debian_binary

@@ -8,7 +8,8 @@ import ray
 import foldflow
 from foldflow.config import RunConfig
 from foldflow.pipeline.actors import RayBackend
-from foldflow.pipeline.pools import ActorPool, UnplaceableStageError, check_placeable, placement_options
+from foldflow.flow.pools import WorkerPool
+from foldflow.pipeline.placement import UnplaceableStageError, check_placeable, placement_options
 from foldflow.runs import RunBook
 from foldflow.store import Store
 from conftest import DEMO_FASTA
@@ -35,30 +36,30 @@ def start_idle():
 
 
 def test_pool_grows_only_while_work_waits_and_shrinks_after_idle(local_ray):
-    pool = ActorPool("test", start_idle, RayBackend(), min_size=1, max_size=3, capacity=1, idle_timeout_s=0.2,
-                     stop_worker=lambda actor: ray.kill(actor, no_restart=True))
-    assert len(pool.actors) == 1
+    pool = WorkerPool("test", start_idle, RayBackend(), min_size=1, max_size=3, capacity=1, idle_timeout_s=0.2,
+                      stop_worker=lambda actor: ray.kill(actor, no_restart=True))
+    assert len(pool.workers) == 1
     ray.get(list(pool.pending.values()))
     pool.poll_started()
     assert not pool.grow(work_waiting=True)  # a free actor takes the work
     first = pool.free()[0]
     pool.acquire(first)
     assert not pool.grow(work_waiting=False)
-    assert pool.grow(work_waiting=True) and len(pool.actors) == 2
+    assert pool.grow(work_waiting=True) and len(pool.workers) == 2
     pool.acquire(pool.free()[0])
     assert not pool.grow(work_waiting=True), "a worker still starting takes the next work: no growth"
     ray.get(list(pool.pending.values()))
     pool.poll_started()
-    assert pool.grow(work_waiting=True) and len(pool.actors) == 3
+    assert pool.grow(work_waiting=True) and len(pool.workers) == 3
     pool.acquire(pool.free()[0])
     assert not pool.grow(work_waiting=True), "never beyond the maximum"
-    assert ray.get([a.ping.remote() for a in pool.actors]) == ["pong"] * 3
-    for actor in pool.actors:
+    assert ray.get([a.ping.remote() for a in pool.workers]) == ["pong"] * 3
+    for actor in pool.workers:
         pool.release(actor)
     assert pool.shrink() == [], "not idle long enough yet"
     time.sleep(0.3)
     removed = pool.shrink()
-    assert len(removed) == 2 and len(pool.actors) == 1, "down to the minimum"
+    assert len(removed) == 2 and len(pool.workers) == 1, "down to the minimum"
     deadline = time.monotonic() + 30  # ray.kill is asynchronous: a call made just after it may still run
     with pytest.raises(ray.exceptions.RayActorError):
         while time.monotonic() < deadline:

@@ -4,9 +4,12 @@ or as JSON lines."""
 import io
 import json
 
+from foldflow.config import RunConfig
+from foldflow.flow.workflow import prediction_workflow
 from foldflow.progress import RunProgress
 
 TOTALS = {"prepare": 2, "predict": 4, "write": 2}
+LABELS = prediction_workflow(RunConfig(relax={"models_to_relax": "none"})).labels
 
 
 def replay(progress: RunProgress) -> None:
@@ -33,7 +36,7 @@ def replay(progress: RunProgress) -> None:
 
 
 def test_counts_follow_each_step_to_its_last_state():
-    progress = RunProgress("none", "r1", TOTALS)
+    progress = RunProgress("none", "r1", TOTALS, LABELS)
     replay(progress)
     assert progress.summary() == {"msa+features": {"total": 2, "cached": 1, "done": 1},
                                   "model": {"total": 4, "cached": 2, "done": 2},
@@ -42,7 +45,7 @@ def test_counts_follow_each_step_to_its_last_state():
 
 def test_json_lines_carry_each_event_and_the_stage_counts():
     stream = io.StringIO()
-    replay(RunProgress("jsonl", "r1", TOTALS, stream))
+    replay(RunProgress("jsonl", "r1", TOTALS, LABELS, stream))
     events = [json.loads(line) for line in stream.getvalue().splitlines()]
     assert len(events) == 6 + 14 + 6 + 1  # prepare, predict (with the retry), write; the failure
     retried = [e["state"] for e in events if e.get("target") == "t2" and e.get("item") == "m1"]
@@ -54,7 +57,7 @@ def test_json_lines_carry_each_event_and_the_stage_counts():
 
 def test_bars_show_each_stage_with_its_counts():
     stream = io.StringIO()
-    progress = RunProgress("bars", "r1", TOTALS, stream)
+    progress = RunProgress("bars", "r1", TOTALS, LABELS, stream)
     replay(progress)
     progress.close()
     text = stream.getvalue()

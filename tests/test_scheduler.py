@@ -10,15 +10,15 @@ import pytest
 
 from foldflow.config import RunConfig
 from foldflow.models.base import CompileStats
-from foldflow.pipeline.local import Done, LocalBackend, WorkerLost, start_local
-from foldflow.pipeline.pools import ActorPool
-from foldflow.pipeline.scheduler import Scheduler
+from foldflow.flow.local import Done, LocalBackend, WorkerLost, start_local
+from foldflow.flow.pools import WorkerPool
+from foldflow.flow.scheduler import Scheduler
 from foldflow.results import TargetResult
 from foldflow.runs import RunBook
 from foldflow.stages import Placed, Placement, PredictedModel, PreparedTarget
 from foldflow.store import Store
 from foldflow.targets import Target
-from foldflow.workflow import prediction_workflow
+from foldflow.flow.workflow import prediction_workflow
 
 CALLS: Counter = Counter()
 
@@ -86,10 +86,10 @@ def scheduler(tmp_path, msa=None, model_workers=1, max_in_flight=4, max_attempts
     config = RunConfig(model={"names": list(models), "bucket_lengths": [64, 96]}, relax={"models_to_relax": "none"})
     backend = StepwiseBackend()
     models = iter([Model(pid) for pid in range(10, 10 + model_workers)])
-    pools = {"msa": ActorPool("msa", lambda: start_local(msa or Msa()), backend, 1, 1, 2, 60),
-             "model": ActorPool("model", lambda: start_local(next(models)), backend, model_workers,
-                                model_workers, 1, 60),
-             "writer": ActorPool("writer", lambda: start_local(Writer()), backend, 1, 1, 1, 60)}
+    pools = {"msa": WorkerPool("msa", lambda: start_local(msa or Msa()), backend, 1, 1, 2, 60),
+             "model": WorkerPool("model", lambda: start_local(next(models)), backend, model_workers,
+                                 model_workers, 1, 60),
+             "writer": WorkerPool("writer", lambda: start_local(Writer()), backend, 1, 1, 1, 60)}
     book = RunBook(Store(tmp_path / "store"))
     book.create("r", "x.fasta", str(tmp_path), {}, [], [])
     backends = {name: backend for name in pools}
@@ -135,7 +135,7 @@ def test_targets_in_flight_never_exceed_the_limit(tmp_path):
 
 def test_waiting_work_goes_to_the_worker_that_compiled_its_bucket(tmp_path):
     run, _ = scheduler(tmp_path, model_workers=2, models=("model_1_ptm",))
-    first, second = run.pools["model"].actors
+    first, second = run.pools["model"].workers
     run.warm[("model", first)] = {("model_1_ptm", 96)}
     run.warm[("model", second)] = {("model_1_ptm", 64)}
     predict = run.workflow.step("predict")
@@ -181,7 +181,8 @@ def test_a_cancelled_run_stops_before_new_work(tmp_path):
 
 
 def test_a_step_whose_inputs_are_not_earlier_steps_is_refused():
-    from foldflow.workflow import StepSpec, Workflow
+    from foldflow.flow.workflow import StepSpec, Workflow
 
     with pytest.raises(ValueError, match="step 'a': inputs \\['b'\\] are not earlier steps"):
-        Workflow((StepSpec("a", "p", inputs=("b",)), StepSpec("b", "p")), (), lambda *a: None, lambda *a: None)
+        Workflow((StepSpec("a", "p", "a", inputs=("b",)), StepSpec("b", "p", "b")), (), lambda *a: None,
+                 lambda *a: None)

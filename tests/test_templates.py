@@ -431,7 +431,7 @@ def test_hhsearch_setup_problems_are_one_line(tmp_path):
 
 def test_alphafold_engine_searches_by_the_targets_kind(pdb70, tmp_path):
     """run_alphafold's choice: hhsearch of PDB70 for a monomer, hmmsearch of PDB seqres for a complex."""
-    from foldflow.stage_workers import MsaStage, StepJob
+    from foldflow.flow.workers import MsaStage, StepJob
     from foldflow.targets import Target
     from foldflow.templates import template_searches
 

@@ -76,7 +76,7 @@ class Refolder:
     each designed sequence alone and applies the campaign's filters."""
 
     def __init__(self, config: DesignConfig, model: ModelConfig, store_uri: str):
-        from foldflow.stage_workers import ModelStage
+        from foldflow.flow.workers import ModelStage
 
         self.config = config
         self.settings = model

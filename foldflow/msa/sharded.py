@@ -111,7 +111,7 @@ class ShardedPyhmmerEngine(DatabaseSearchEngine):
 
     ``fan_out`` searches every shard of a database with one HMM; the pipeline
     passes one that calls resident shard actors. Without it the shards are
-    held in this process (tests, the sequential runner).
+    held in this process (tests, the in-process runner).
     """
 
     name = "pyhmmer_sharded"

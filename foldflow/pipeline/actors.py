@@ -1,18 +1,18 @@
-"""Ray actors: the stage workers of :mod:`foldflow.stage_workers`, placed by Ray, and their backend.
-
-An actor adds nothing to its stage worker but placement (its Ray node id);
-shard actors hold one slice of one database for the sharded MSA engine.
+"""Ray actors: one actor class for every pool (any stage worker of :mod:`foldflow.flow.workers`, placed by
+Ray), their backend, and the shard actors that hold one slice of one database for the sharded MSA engine.
 """
 
 from __future__ import annotations
 
 import pickle
+from collections.abc import Callable
 from typing import Any
 
 import ray
 
 from foldflow.config import DatabaseConfig, MsaConfig
-from foldflow.stage_workers import ModelStage, MsaStage, RelaxStage, process_info
+from foldflow.errors import error_line
+from foldflow.flow.workers import process_info
 from foldflow.stages import Placement
 
 LOST_WORKER = (ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError,
@@ -30,7 +30,7 @@ class RayBackend:
     """Calls actor methods; every step method returns (record, payload) as two object refs."""
 
     def call(self, worker: Any, method: str, args: tuple) -> tuple[Any, Any]:
-        return getattr(worker, method).options(num_returns=2).remote(*args)
+        return worker.step.options(num_returns=2).remote(method, *args)
 
     def ready(self, handles: list, timeout: float) -> list:
         done, _ = ray.wait(handles, num_returns=1, timeout=timeout)
@@ -44,7 +44,7 @@ class RayBackend:
 
     def error_text(self, error: Exception) -> str:
         cause = error.cause if isinstance(error, ray.exceptions.RayTaskError) and error.cause else error
-        return f"{type(cause).__name__}: {cause}".splitlines()[0]
+        return error_line(cause)
 
 
 @ray.remote
@@ -80,7 +80,7 @@ def start_shard_workers(config: MsaConfig, placement: dict, pairing: bool) -> di
             for db in sharded}
 
 
-class _ShardFanOut:
+class ShardFanOut:
     """Searches every shard actor of a database with one HMM (picklable: it travels to MSA actors)."""
 
     def __init__(self, shard_workers: dict[str, list]):
@@ -92,25 +92,21 @@ class _ShardFanOut:
         return [pickle.loads(hits) for hits in ray.get([shard.search.remote(query) for shard in shards])]
 
 
-class _MsaActor(MsaStage):
-    def __init__(self, config: MsaConfig, store_uri: str, shard_workers: dict[str, list],
-                 upcoming: list[tuple[str, bool]]):
-        super().__init__(config, store_uri, _ShardFanOut(shard_workers) if shard_workers else None, upcoming)
+@ray.remote
+class StageActor:
+    """A pool's actor: the stage worker ``build()`` gives, built (its resident objects loaded) in this actor's
+    process, with Ray's placement on every record it makes."""
 
-    def placement(self) -> Placement:
-        return _ray_placement()
+    def __init__(self, build: Callable[[], Any]):
+        self.worker = build()
+        self.worker.placement = _ray_placement
 
+    def warm(self) -> None:
+        self.worker.warm()
 
-class _ModelActor(ModelStage):
-    def placement(self) -> Placement:
-        return _ray_placement()
+    def info(self) -> dict:
+        return self.worker.info()
 
-
-class _RelaxActor(RelaxStage):
-    def placement(self) -> Placement:
-        return _ray_placement()
-
-
-MsaActor = ray.remote(_MsaActor)
-ModelActor = ray.remote(_ModelActor)
-RelaxActor = ray.remote(_RelaxActor)
+    def step(self, name: str, *args):
+        """Run the worker's step ``name`` (the workflow's step, a method of the worker)."""
+        return getattr(self.worker, name)(*args)

@@ -1,4 +1,4 @@
-"""The scheduler: executes a :class:`~foldflow.workflow.Workflow` over pools it is given.
+"""The scheduler: executes a :class:`~foldflow.flow.workflow.Workflow` over pools it is given.
 
 It only schedules: admission (at most ``max_in_flight`` targets between
 admission and their last step), dispatch to free workers (preferring a
@@ -23,12 +23,12 @@ from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from foldflow.pipeline.pools import ActorPool
+from foldflow.flow.pools import WorkerPool
 from foldflow.runs import RunBook
-from foldflow.stage_workers import StepJob
+from foldflow.flow.workers import StepJob
 from foldflow.stages import Placed
 from foldflow.targets import Target
-from foldflow.workflow import StepSpec, Workflow
+from foldflow.flow.workflow import StepSpec, Workflow
 
 log = logging.getLogger("foldflow")
 POLL_SECONDS = 1.0
@@ -73,7 +73,7 @@ class _Call:
 
 
 class Scheduler:
-    def __init__(self, workflow: Workflow, pools: dict[str, ActorPool], backends: dict[str, Backend],
+    def __init__(self, workflow: Workflow, pools: dict[str, WorkerPool], backends: dict[str, Backend],
                  book: RunBook, run_id: str, max_in_flight: int, max_attempts: int,
                  on_result: Callable[[Any], None] = lambda result: None,
                  on_step: Callable[[str, str, str | None, str], None] = lambda target, step, item, state: None):

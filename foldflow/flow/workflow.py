@@ -1,20 +1,22 @@
 """The prediction pipeline as a declared DAG of steps, in one place.
 
-Each :class:`StepSpec` names the worker method that runs it, the pool whose
-workers run it, the steps whose results it takes, whether it runs once per
-target or once per model, and what its stored results' keys cover. The
-scheduler (:mod:`foldflow.pipeline.scheduler`) executes any such DAG; adding a
-stage (templates, relaxation, per-chain searches) means adding a step here
-and a method on the pool's worker, not rewriting the loop.
+Each :class:`StepSpec` names the worker method that runs it, the pool whose workers run it, the steps whose
+results it takes, whether it runs once per target or once per model, and how users read its stage. The
+scheduler (:mod:`foldflow.flow.scheduler`) executes any such DAG over any pools (Ray actors or workers in this
+process); :func:`stage_workers` declares what worker each pool holds. What each step's stored results' keys
+cover is in :mod:`foldflow.steps`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from functools import partial
+from pathlib import Path
+from typing import Any, Literal
 
 from foldflow.config import RunConfig, runner_model
+from foldflow.flow.workers import ModelStage, MsaStage, OutputStage, RelaxStage
 from foldflow.stages import Placed, failed_result
 from foldflow.targets import Target
 
@@ -23,11 +25,11 @@ from foldflow.targets import Target
 class StepSpec:
     name: str  # also the method of the pool's workers that runs it
     pool: str
+    label: str  # the stage as users read it (progress, runs status)
     inputs: tuple[str, ...] = ()  # steps whose records it takes
     payloads: tuple[str, ...] = ()  # inputs whose large result (e.g. features) it takes, by reference
     per: Literal["target", "model"] = "target"  # "model": once per prediction (model and seed)
     status: str = ""  # the target's status in the run records while this step runs
-    key: str = ""  # what the keys of its stored results cover ("" when it stores nothing)
 
 
 @dataclass(frozen=True)
@@ -68,24 +70,21 @@ class Workflow:
     def pools(self) -> list[str]:
         return list(dict.fromkeys(s.pool for s in self.steps))
 
+    @property
+    def labels(self) -> dict[str, str]:
+        return {s.name: s.label for s in self.steps}
+
 
 def prediction_workflow(config: RunConfig) -> Workflow:
     """MSAs, templates and features per target -> one prediction per model and seed -> Amber relaxation
     (unless models_to_relax is none) -> outputs per target."""
-    relax = config.relax.models_to_relax != "none"
+    relax = config.relaxes
     steps = (
-        StepSpec("prepare", pool="msa", status="msa",
-                 key="alignments (per distinct chain): sequence, database fingerprint, search settings, engine "
-                     "and version; templates: the uniref90 alignment's key, PDB seqres and mmCIF folder, "
-                     "max template date, hit limit; features: the chains, alignments' and templates' keys, "
-                     "deduplication"),
-        StepSpec("predict", pool="model", inputs=("prepare",), payloads=("prepare",), per="model", status="model",
-                 key="features key, model name and version, parameters' fingerprint, seed, recycles, "
-                     "MSA depths, precision, bucket"),
-        *([StepSpec("relax", pool="relax", inputs=("predict",), status="relax",
-                    key="prediction key, AlphaFold's relaxation settings, OpenMM and alphafold versions")]
-          if relax else []),
-        StepSpec("write", pool="writer", inputs=("prepare", "predict", *(("relax",) if relax else ())),
+        StepSpec("prepare", pool="msa", label="msa+features", status="msa"),
+        StepSpec("predict", pool="model", label="model", inputs=("prepare",), payloads=("prepare",), per="model",
+                 status="model"),
+        *([StepSpec("relax", pool="relax", label="relax", inputs=("predict",), status="relax")] if relax else []),
+        StepSpec("write", pool="writer", label="output", inputs=("prepare", "predict", *(("relax",) if relax else ())),
                  status="output"),
     )
 
@@ -101,3 +100,17 @@ def prediction_workflow(config: RunConfig) -> Workflow:
         return failed_result(target, error, records.get(("prepare", None)), attempts)
 
     return Workflow(steps, predictions, affinity, on_failure)
+
+
+def stage_workers(config: RunConfig, out_dir: Path, models: list[str], upcoming: Sequence[tuple[str, bool]],
+                  shard_fan_out: Any = None) -> dict[str, Callable[[], Any]]:
+    """What each pool of :func:`prediction_workflow` holds: a builder of its stage worker (the worker loads its
+    resident objects where it is built: a Ray actor's process, or this one). ``models``: the models the run's
+    targets need; ``upcoming``: the run's chains (:func:`foldflow.stages.run_chains`), for engines that search
+    many at once; ``shard_fan_out``: the sharded MSA engine's searches of its shard actors (on Ray)."""
+    return {
+        "msa": partial(MsaStage, config.msa, config.store, shard_fan_out, upcoming),
+        "model": partial(ModelStage, config.model, config.store, models),
+        **({"relax": partial(RelaxStage, config.effective_relax(), config.store)} if config.relaxes else {}),
+        "writer": partial(OutputStage, config, out_dir),
+    }

@@ -1,15 +1,15 @@
 """Workers that hold a stage's resident objects and run its steps through :mod:`foldflow.stages`.
 
-Plain Python: the in-process runner uses them as they are; the Ray actors in
-:mod:`foldflow.pipeline.actors` are these classes with Ray's placement facts
-(node id) added. Every step method takes a :class:`StepJob` (plus the large
-inputs, passed by reference on Ray) and returns ``(Placed record, payload)``.
+Plain Python: the in-process runner uses them as they are; on Ray, one actor class
+(:class:`foldflow.pipeline.actors.StageActor`) builds any of them in its process and sets its
+:attr:`placement` to Ray's (node id). Every step method takes a :class:`StepJob` (plus the large inputs,
+passed by reference on Ray) and returns ``(Placed record, payload)``.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -41,12 +41,19 @@ def process_info() -> dict:
     return {"pid": os.getpid(), "rss_mb": psutil.Process().memory_info().rss / 2**20}
 
 
+def local_placement() -> Placement:
+    return Placement(os.getpid(), "local")
+
+
 class _Worker:
-    def placement(self) -> Placement:
-        return Placement(os.getpid(), "local")
+    # Where this worker runs, stamped on every record (a Ray actor sets Ray's).
+    placement: Callable[[], Placement] = staticmethod(local_placement)
 
     def warm(self) -> None:
         """Load resident state now; returns once the worker can take work."""
+
+    def info(self) -> dict:
+        return {**process_info(), "node_id": self.placement().node}
 
 
 class MsaStage(_Worker):
@@ -72,7 +79,7 @@ class MsaStage(_Worker):
 
     def info(self) -> dict:
         facts = [engine.info() for engine in self.engines]
-        return {**process_info(), "node_id": self.placement().node,
+        return {**super().info(),
                 **{name: sum(f.get(name, 0) for f in facts) for name in set().union(*facts)},
                 "load_seconds": sum(f.get("load_seconds", 0.0) for f in facts),
                 "residues": sum(f.get("residues", 0) for f in facts)}
@@ -107,7 +114,7 @@ class ModelStage(_Worker):
             self.model(name)
 
     def info(self) -> dict:
-        return {**process_info(), "node_id": self.placement().node,
+        return {**super().info(),
                 "params_load_seconds": {m.name: m.load_seconds for m in self.models.values()},
                 "params_initialised": {m.name: m.initialised for m in self.models.values()},
                 "model_programs": {m.name: m.compiles for m in self.models.values()},
@@ -134,7 +141,7 @@ class RelaxStage(_Worker):
 
 
 class OutputStage(_Worker):
-    """Writes each finished target's folder (on the driver: outputs go where the user runs foldflow)."""
+    """Writes each finished target's folder (on Ray, in the driver: outputs go where the user runs foldflow)."""
 
     def __init__(self, config: RunConfig, out_dir: Path):
         self.config = config

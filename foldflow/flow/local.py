@@ -1,0 +1,91 @@
+"""The in-process backend: a pool's workers are plain objects called in this process.
+
+The driver's output writer runs this way on Ray runs, a run with ``pipeline.runner: in_process`` runs every
+pool this way (:func:`execute_in_process`), and the scheduler's fast tests use it for their stand-in pools.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from foldflow.config import RunConfig
+from foldflow.errors import error_line
+from foldflow.flow.pools import WorkerPool
+from foldflow.flow.run import execute
+from foldflow.flow.workflow import stage_workers
+from foldflow.results import TargetResult
+from foldflow.runs import RunBook, RunManifest
+from foldflow.stages import run_chains
+from foldflow.targets import Target
+
+
+@dataclass(eq=False)
+class Done:
+    """A finished in-process call: its value, or the error it raised."""
+
+    value: Any = None
+    error: Exception | None = None
+
+
+class WorkerLost(RuntimeError):
+    """An in-process stand-in for a worker whose process died (tests of retries)."""
+
+
+class LocalBackend:
+    def call(self, worker: Any, method: str, args: tuple) -> tuple[Done, Done]:
+        args = tuple(self.get(a) if isinstance(a, Done) else a for a in args)  # payloads of earlier steps
+        try:
+            record, payload = getattr(worker, method)(*args)
+        except Exception as error:  # delivered when the scheduler reads the result, as on Ray
+            return Done(error=error), Done()
+        return Done(record), Done(payload)
+
+    def ready(self, handles: list, timeout: float) -> list:
+        return list(handles)
+
+    def get(self, handle: Done) -> Any:
+        if handle.error is not None:
+            raise handle.error
+        return handle.value
+
+    def is_lost(self, error: Exception) -> bool:
+        return isinstance(error, WorkerLost)
+
+    def error_text(self, error: Exception) -> str:
+        return error_line(error)
+
+
+def start_local(worker: Any) -> tuple[Any, None]:
+    """A pool's ``start_worker`` result for an in-process worker (running at once)."""
+    return worker, None
+
+
+class LocalPools:
+    """A run's pools in this process: one stage worker each (:func:`~foldflow.flow.workflow.stage_workers`),
+    called one step at a time."""
+
+    def __init__(self, builders: dict[str, Callable[[], Any]]):
+        backend = LocalBackend()
+        self.backends = {name: backend for name in builders}
+        self.pools = {name: WorkerPool(name, lambda build=build: start_local(build()), backend, 1, 1, 1, 0)
+                      for name, build in builders.items()}
+
+    def stats(self) -> dict:
+        return {}
+
+
+def execute_in_process(manifest: RunManifest, config: RunConfig, book: RunBook) -> tuple[list[TargetResult], bool]:
+    """A run in this process, without Ray: the same workflow, scheduler and records as on Ray (cancel,
+    progress, step statuses and retries included), each pool one stage worker here. For tests, debugging,
+    and a notebook user who wants a few targets now; its outputs are the same bytes as the Ray pipeline's."""
+
+    @contextmanager
+    def open_pools(todo: list[Target]) -> Iterator[LocalPools]:
+        models = config.model.models_needed({t.is_complex for t in todo})
+        yield LocalPools(stage_workers(config, Path(manifest.out_dir), models, run_chains(todo)))
+
+    return execute(manifest, config, book, open_pools)
