@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from alphafold.data import feature_processing, msa_pairing, parsers, pipeline, pipeline_multimer
 
 from foldflow.features import FeatureDict, build_features, deduplicate_msas
-from foldflow.msa.alignment import Alignment
+from foldflow.alignment import Alignment
 
 # pad_msa's minimum MSA depth in DataPipeline.process ("to avoid zero-sized extra_msa").
 MIN_MSA_ROWS = 512

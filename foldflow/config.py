@@ -109,6 +109,10 @@ class TemplateConfig(_Strict):
     max_template_date: str = Field(default=NO_TEMPLATE_DATE_LIMIT, pattern=r"^\d{4}-\d{2}-\d{2}$")
     obsolete_pdbs: ConfigPath | None = None  # AlphaFold's obsolete.dat: replaced entries map to their successor
     max_hits: int = Field(default=20, ge=0)  # featurised per chain; the model uses 4
+    kalign_binary: str = "kalign"  # realigns a hit whose PDB seqres differs from its mmCIF sequence
+    # DeepMind AlphaFold 2.3's hit checks (align ratio, duplicate of the query, length), which the
+    # alphafold-colabfold fork's featurizer lacks (foldflow.templates)
+    deepmind_prefilter: bool = True
 
     @model_validator(mode="after")
     def _hhsearch_needs_pdb70(self) -> TemplateConfig:

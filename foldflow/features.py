@@ -18,7 +18,7 @@ import numpy as np
 from alphafold.common import residue_constants
 from alphafold.data import parsers, pipeline
 
-from foldflow.msa.alignment import FEATURE_ORDER, Alignment
+from foldflow.alignment import FEATURE_ORDER, Alignment
 
 FeatureDict = dict[str, np.ndarray]
 

@@ -30,7 +30,7 @@ import pyarrow.parquet as pq
 from alphafold.common import protein
 
 from foldflow.models.base import Prediction
-from foldflow.msa.alignment import Alignment
+from foldflow.alignment import Alignment
 from foldflow.plots import write_plots
 from foldflow.relax import Relaxed
 from foldflow.results import TargetResult, summary_table

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from foldflow.models.base import Prediction
-from foldflow.msa.alignment import Alignment
+from foldflow.alignment import Alignment
 
 @dataclass
 class MsaCoverage:

@@ -26,7 +26,7 @@ from foldflow.config import ModelConfig, MsaConfig, RelaxConfig, RunConfig, Temp
 from foldflow.features import FeatureDict, build_features, msa_depth
 from foldflow.models import model_class
 from foldflow.models.base import CompileStats, Model, Prediction
-from foldflow.msa.alignment import QUERY_NAME, Alignment
+from foldflow.alignment import QUERY_NAME, Alignment
 from foldflow.msa.engine import MsaEngine
 from foldflow.outputs import TargetOutputs, ranked_names, to_protein, write_target
 from foldflow.relax import Relaxed

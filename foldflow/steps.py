@@ -25,7 +25,7 @@ import numpy as np
 
 from foldflow.config import PRESET_SETTINGS, DatabaseConfig, ModelConfig, TemplateConfig
 from foldflow.models.base import Prediction
-from foldflow.msa.alignment import Alignment
+from foldflow.alignment import Alignment
 from foldflow.store import Store, content_key
 
 T = TypeVar("T")
@@ -79,7 +79,7 @@ def templates_key(uniref90_key: str, templates: TemplateConfig, engine: str, sea
     searched = {"seqres": prefix_fingerprint(templates.pdb_seqres)} if engine == "hmmsearch" else \
         {"engine": "hhsearch", "pdb70": prefix_fingerprint(templates.pdb70)}
     return content_key(
-        "templates", uniref90=uniref90_key, **searched, prefilter="deepmind-2.3: align ratio, duplicate, length",
+        "templates", uniref90=uniref90_key, **searched, prefilter="deepmind-2.3: align ratio, duplicate, length" if templates.deepmind_prefilter else "none",
         mmcif=f"{templates.mmcif_dir.resolve()}:{mmcif.st_mtime_ns}",
         obsolete=f"{obsolete.resolve()}:{obsolete.stat().st_mtime_ns}" if obsolete else None,
         max_template_date=templates.max_template_date, max_hits=templates.max_hits,

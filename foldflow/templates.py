@@ -22,7 +22,7 @@ hits parsed by ``parse_hhr`` and featurised by ``templates.HhsearchHitFeaturizer
   fewer than 10 template residues, or a template that is an exact subsequence of
   the query covering over 95 % of it; the ``alphafold-colabfold`` fork dropped
   these checks from ``templates._assess_hhsearch_hit``. With
-  ``TemplateSettings.deepmind_prefilter`` (the default) foldflow applies them;
+  ``TemplateConfig.deepmind_prefilter`` (the default) foldflow applies them;
 * hits carry ``sum_probs=0`` instead of ``None``: AlphaFold stores 0 for None and
   keeps the order of equal values, but its error message for a hit it cannot
   featurise formats ``None`` with ``%.2f`` and raises ``TypeError`` (AlphaFold
@@ -60,17 +60,6 @@ _HMM_NAME = "query"
 _MIN_ALIGN_RATIO = 0.1
 _MIN_TEMPLATE_LENGTH = 10
 _MAX_SUBSEQUENCE_RATIO = 0.95
-
-
-@dataclasses.dataclass(frozen=True)
-class TemplateSettings:
-    """``templates.HmmsearchHitFeaturizer``'s settings (AlphaFold 2.3: 20 hits, no release-date file)."""
-
-    max_template_date: str  # YYYY-MM-DD; templates released after it are skipped
-    max_hits: int = 20
-    obsolete_pdbs_path: Path | None = None
-    kalign: str = "kalign"  # realigns a hit whose seqres differs from its mmCIF sequence
-    deepmind_prefilter: bool = True
 
 
 def hmmsearch_version() -> str:
@@ -192,14 +181,20 @@ def template_hits(hmmsearch_sto: str, query_sequence: str) -> list[parsers.Templ
     return list(parsers.parse_hmmsearch_a3m(query_sequence=query_sequence, a3m_string=a3m, skip_first=False))
 
 
-@functools.lru_cache(maxsize=4)
-def _featurizer(mmcif_dir: Path, settings: TemplateSettings,
+def _featurizer(mmcif_dir: Path, settings: TemplateConfig,
                 kind: type[templates.TemplateHitFeaturizer]) -> templates.TemplateHitFeaturizer:
-    """Built once per directory, settings and kind (it globs the directory and reads the obsolete list)."""
-    return kind(
-        mmcif_dir=str(mmcif_dir), max_template_date=settings.max_template_date, max_hits=settings.max_hits,
-        kalign_binary_path=settings.kalign, release_dates_path=None,
-        obsolete_pdbs_path=str(settings.obsolete_pdbs_path) if settings.obsolete_pdbs_path else None)
+    """AlphaFold 2.3's featurizer with ``settings`` (no release-date file), built once per directory, settings
+    and kind (it globs the directory and reads the obsolete list)."""
+    return _cached_featurizer(mmcif_dir, settings.max_template_date, settings.max_hits, settings.kalign_binary,
+                              settings.obsolete_pdbs, kind)
+
+
+@functools.lru_cache(maxsize=4)
+def _cached_featurizer(mmcif_dir: Path, max_template_date: str, max_hits: int, kalign: str, obsolete: Path | None,
+                       kind: type[templates.TemplateHitFeaturizer]) -> templates.TemplateHitFeaturizer:
+    return kind(mmcif_dir=str(mmcif_dir), max_template_date=max_template_date, max_hits=max_hits,
+                kalign_binary_path=kalign, release_dates_path=None,
+                obsolete_pdbs_path=str(obsolete) if obsolete else None)
 
 
 def _has_structure(hit: parsers.TemplateHit, mmcif_dir: Path, obsolete: dict[str, str | None]) -> bool:
@@ -221,14 +216,14 @@ def _passes_deepmind_prefilter(hit: parsers.TemplateHit, query_sequence: str) ->
 
 
 def template_features(query_sequence: str, hmmsearch_sto: str, mmcif_dir: Path,
-                      settings: TemplateSettings) -> tuple[FeatureDict, int]:
+                      settings: TemplateConfig) -> tuple[FeatureDict, int]:
     """AlphaFold's template features of hmmsearch hits and the number of templates found."""
     return featurise_hits(query_sequence, template_hits(hmmsearch_sto, query_sequence), mmcif_dir, settings,
                           templates.HmmsearchHitFeaturizer)
 
 
 def featurise_hits(query_sequence: str, hits: list[parsers.TemplateHit], mmcif_dir: Path,
-                   settings: TemplateSettings,
+                   settings: TemplateConfig,
                    kind: type[templates.TemplateHitFeaturizer]) -> tuple[FeatureDict, int]:
     """AlphaFold's template features and the number of templates found.
 
@@ -259,8 +254,6 @@ class TemplateSearch:
         self.engine = engine or config.engine
         self.searcher = (HHsearchPdb70(config.pdb70, config.hhsearch_binary) if self.engine == "hhsearch"
                          else ResidentSeqres(config.pdb_seqres))
-        self.settings = TemplateSettings(max_template_date=config.max_template_date, max_hits=config.max_hits,
-                                         obsolete_pdbs_path=config.obsolete_pdbs)
 
     @property
     def version(self) -> str:
@@ -284,7 +277,7 @@ class TemplateSearch:
         return self.searcher.search(uniref90_sto)
 
     def featurise(self, sequence: str, hits: str) -> tuple[FeatureDict, int]:
-        return featurise_hits(sequence, self.searcher.parse(hits, sequence), self.config.mmcif_dir, self.settings,
+        return featurise_hits(sequence, self.searcher.parse(hits, sequence), self.config.mmcif_dir, self.config,
                               self.searcher.featurizer)
 
 

@@ -64,7 +64,7 @@ LONG = 1000  # lengths above this run after the float32 and padding cases
 def synthetic_features(length: int, rows: int, seed: int) -> dict[str, np.ndarray]:
     """Raw features of a random protein and an MSA of ``rows`` rows (query first), through build_features."""
     from foldflow.features import build_features
-    from foldflow.msa.alignment import Alignment
+    from foldflow.alignment import Alignment
 
     rng = np.random.default_rng(seed)
     letters = np.array(list(AMINO_ACIDS))

@@ -25,7 +25,7 @@ import pytest
 from alphafold.data import parsers, pipeline, pipeline_multimer, templates
 
 from foldflow.complex_features import ChainInput, build_complex_features, pairing_features
-from foldflow.msa import Alignment
+from foldflow.alignment import Alignment
 from conftest import DATA
 from reference import deepmind_pipeline
 

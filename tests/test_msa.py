@@ -5,7 +5,7 @@ import shutil
 import pytest
 
 from foldflow.config import MsaConfig, bundled_databases
-from foldflow.msa import Alignment, MsaMismatchError
+from foldflow.alignment import Alignment, MsaMismatchError
 from foldflow.msa.jackhmmer import ResidentDatabases
 from foldflow.msa.precomputed import load_precomputed
 from conftest import DATA, SHORT_SEQUENCE  # noqa: F401 (imported from here by other tests)

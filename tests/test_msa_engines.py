@@ -27,7 +27,7 @@ from click.testing import CliRunner
 
 from foldflow.cli import main
 from foldflow.config import BUNDLED_DB_DIR, DatabaseConfig, MsaConfig, TemplateConfig
-from foldflow.msa.alignment import QUERY_NAME
+from foldflow.alignment import QUERY_NAME
 from foldflow.msa.databases import read_fasta
 from foldflow.msa.hhblits import HHblitsEngine
 from foldflow.msa.mmseqs import MMseqs2Engine

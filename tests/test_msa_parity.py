@@ -28,7 +28,7 @@ from alphafold.data.tools import jackhmmer as af_jackhmmer
 
 from foldflow.config import BUNDLED_DB_DIR, DatabaseConfig, MsaConfig, bundled_databases
 from foldflow.features import build_features
-from foldflow.msa import Alignment
+from foldflow.alignment import Alignment
 from foldflow.msa.jackhmmer import ResidentDatabases
 from foldflow.msa.precomputed import load_precomputed
 from conftest import DATA, debian_binary

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from matplotlib import image as mpimg
 
-from foldflow.msa.alignment import Alignment
+from foldflow.alignment import Alignment
 from foldflow.plots import _chain_boundaries, _pyplot, msa_coverage, write_plots
 from test_outputs import prediction
 

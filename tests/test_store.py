@@ -5,7 +5,7 @@ import pytest
 
 from foldflow.config import ModelConfig, MsaConfig
 from foldflow.models.base import Prediction
-from foldflow.msa import Alignment
+from foldflow.alignment import Alignment
 from foldflow.msa.jackhmmer import PyhmmerEngine
 from foldflow.steps import StepCache, prediction_key, search_key, features_key
 from foldflow.store import Store, content_key

@@ -34,9 +34,9 @@ from Bio.PDB.MMCIF2Dict import MMCIF2Dict
 
 from foldflow.config import BUNDLED_DB_DIR, DatabaseConfig, MsaConfig, TemplateConfig
 from foldflow.features import build_features
-from foldflow.msa.alignment import QUERY_NAME
+from foldflow.alignment import QUERY_NAME
 from foldflow.msa.jackhmmer import ResidentDatabases
-from foldflow.templates import (ResidentSeqres, TemplateSearch, TemplateSettings, featurise_hits, template_features,
+from foldflow.templates import (ResidentSeqres, TemplateSearch, featurise_hits, template_features,
                                 template_hits)
 from conftest import DATA, debian_binary, small_model_config
 from reference import deepmind_templates
@@ -57,7 +57,7 @@ RELEASED = "2018-03-14"
 UNIREF90_2Q2K = (TEMPLATE_DATA / "2q2k_A_uniref90_hits.sto").read_text()
 QUERY_2Q2K = parsers.parse_stockholm(UNIREF90_2Q2K).sequences[0]
 DESIGNED = "GSGSGSGSGSGSGSGSGSGS"
-LATE = TemplateSettings(max_template_date="2022-09-28")  # the seqres snapshot's date
+LATE = TemplateConfig(max_template_date="2022-09-28")  # the seqres snapshot's date
 
 
 @pytest.fixture(scope="module")
@@ -199,9 +199,9 @@ def test_template_found_and_max_template_date(seqres, uniref90_msa):
     processed = assert_model_accepts(HOMOLOGUE, features)
     assert processed["template_mask"].tolist() == [1, 0, 0, 0]
 
-    day_before = TemplateSettings(max_template_date="2018-03-13")
+    day_before = TemplateConfig(max_template_date="2018-03-13")
     assert template_features(HOMOLOGUE, sto, MMCIF_DIR, day_before)[1] == 0
-    assert template_features(HOMOLOGUE, sto, MMCIF_DIR, TemplateSettings(max_template_date=RELEASED))[1] == 1
+    assert template_features(HOMOLOGUE, sto, MMCIF_DIR, TemplateConfig(max_template_date=RELEASED))[1] == 1
 
 
 def test_template_realigned_with_kalign(kalign, uniref90_msa, tmp_path, caplog):
@@ -212,8 +212,8 @@ def test_template_realigned_with_kalign(kalign, uniref90_msa, tmp_path, caplog):
     database = tmp_path / "seqres.fasta"
     database.write_text(f">{TEMPLATE_ENTRY}\n{mutated}\n")
     sto = ResidentSeqres(database).search(uniref90_msa(TEMPLATE_QUERY))
-    features, found = template_features(TEMPLATE_QUERY, sto, MMCIF_DIR, TemplateSettings(LATE.max_template_date,
-                                                                                          kalign=kalign))
+    features, found = template_features(TEMPLATE_QUERY, sto, MMCIF_DIR, TemplateConfig(
+        max_template_date=LATE.max_template_date, kalign_binary=kalign))
     assert found == 1
     assert "Realigning the template to the actual sequence" in caplog.text
     assert_template_is_5y2e(features)
@@ -224,8 +224,8 @@ def test_template_realigned_with_kalign(kalign, uniref90_msa, tmp_path, caplog):
     database.write_text(f">{TEMPLATE_ENTRY}\n{distant}\n")
     sto = ResidentSeqres(database).search(uniref90_msa(TEMPLATE_QUERY))
     assert [hit.name for hit in template_hits(sto, TEMPLATE_QUERY)] == ["5y2e_A"]
-    features, found = template_features(TEMPLATE_QUERY, sto, MMCIF_DIR, TemplateSettings(LATE.max_template_date,
-                                                                                          kalign=kalign))
+    features, found = template_features(TEMPLATE_QUERY, sto, MMCIF_DIR, TemplateConfig(
+        max_template_date=LATE.max_template_date, kalign_binary=kalign))
     assert found == 0
     assert "Insufficient similarity" in caplog.text
 
@@ -271,7 +271,8 @@ def test_template_features_equal_alphafolds(query, found, seqres, binaries, kali
     assert their_hits[0].name == "5y2e_A"
     our_hits = seqres.search(msa)
     for deepmind_prefilter in (True, False):
-        settings = TemplateSettings(LATE.max_template_date, kalign=kalign, deepmind_prefilter=deepmind_prefilter)
+        settings = TemplateConfig(max_template_date=LATE.max_template_date, kalign_binary=kalign,
+                                  deepmind_prefilter=deepmind_prefilter)
         ours, our_found = template_features(query, our_hits, MMCIF_DIR, settings)
         theirs, their_found = reference_features(REFERENCES[deepmind_prefilter], query, their_hits, kalign)
         assert our_found == their_found == found[deepmind_prefilter], deepmind_prefilter
@@ -303,7 +304,8 @@ def test_deepmind_prefilter_limits(query, start, length, found, kalign):
     (deepmind_prefilter=False) keeps every one of these hits."""
     hits = [hand_hit(query, start, length)]
     for deepmind_prefilter in (True, False):
-        settings = TemplateSettings(LATE.max_template_date, kalign=kalign, deepmind_prefilter=deepmind_prefilter)
+        settings = TemplateConfig(max_template_date=LATE.max_template_date, kalign_binary=kalign,
+                                  deepmind_prefilter=deepmind_prefilter)
         ours, our_found = featurise_hits(query, hits, MMCIF_DIR, settings, af_templates.HmmsearchHitFeaturizer)
         theirs, their_found = reference_features(REFERENCES[deepmind_prefilter], query, hits, kalign)
         assert our_found == their_found == (found if deepmind_prefilter else 1), deepmind_prefilter

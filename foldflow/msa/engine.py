@@ -17,7 +17,7 @@ from typing import ClassVar
 
 from foldflow.compute import Resources
 from foldflow.config import DatabaseConfig, MsaConfig
-from foldflow.msa.alignment import Alignment
+from foldflow.alignment import Alignment
 from foldflow.msa.tools import ToolError, find_binary, version_line
 from foldflow.steps import search_key
 from foldflow.targets import Target
@@ -92,7 +92,7 @@ class DatabaseSearchEngine(MsaEngine):
 
     @abstractmethod
     def search(self, sequence: str, database: DatabaseConfig) -> Alignment:
-        """Search ``sequence`` (named :data:`foldflow.msa.alignment.QUERY_NAME`) against one database."""
+        """Search ``sequence`` (named :data:`foldflow.alignment.QUERY_NAME`) against one database."""
 
     def plan(self, target: Target, pairing: bool = False) -> list[MsaStep]:
         return [MsaStep(db.name, search_key(target.sequence, db, self.key_settings(), self.name, self.version),

@@ -15,7 +15,7 @@ from pathlib import Path
 from alphafold.data.tools.hhblits import HHBlits
 
 from foldflow.config import DatabaseConfig
-from foldflow.msa.alignment import QUERY_NAME, Alignment
+from foldflow.alignment import QUERY_NAME, Alignment
 from foldflow.msa.engine import ToolSearchEngine
 
 # Files hhblits reads for one database prefix (the _hhm files are optional: BFD ships without them).

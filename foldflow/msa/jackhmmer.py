@@ -18,7 +18,7 @@ from alphafold.data import parsers
 from pyhmmer.easel import Alphabet, DigitalSequenceBlock, SequenceFile, TextSequence
 
 from foldflow.config import DatabaseConfig, MsaConfig
-from foldflow.msa.alignment import QUERY_NAME, Alignment
+from foldflow.alignment import QUERY_NAME, Alignment
 from foldflow.msa.engine import DatabaseSearchEngine
 
 _ALPHABET = Alphabet.amino()

@@ -28,7 +28,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from foldflow.config import DatabaseConfig, MsaConfig
-from foldflow.msa.alignment import QUERY_NAME, Alignment
+from foldflow.alignment import QUERY_NAME, Alignment
 from foldflow.msa.engine import ToolSearchEngine
 from foldflow.msa.tools import run
 from foldflow.steps import search_key

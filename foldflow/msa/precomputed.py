@@ -24,7 +24,7 @@ from pathlib import Path
 
 from alphafold.data import parsers
 
-from foldflow.msa.alignment import Alignment, check_query_row
+from foldflow.alignment import Alignment, check_query_row
 from foldflow.msa.engine import MsaEngine, MsaStep
 from foldflow.steps import VERSIONS, alignment_content_key
 from foldflow.targets import Target

@@ -23,7 +23,7 @@ from pyhmmer.easel import Alphabet, DigitalSequenceBlock, KeyHash, SequenceFile,
 from pyhmmer.plan7 import HMM, Background, Builder, Pipeline, TopHits, Trace
 
 from foldflow.config import DatabaseConfig, MsaConfig
-from foldflow.msa.alignment import QUERY_NAME, Alignment
+from foldflow.alignment import QUERY_NAME, Alignment
 from foldflow.msa.engine import DatabaseSearchEngine
 from foldflow.msa.jackhmmer import stockholm_alignment
 
