@@ -209,7 +209,10 @@ _RUNNER = re.compile(r"^(?P<model>.+)_pred_(?P<index>\d+)$")
 
 
 def is_multimer_model(name: str) -> bool:
-    return "multimer" in name
+    """Whether the model predicts complexes (its class's family)."""
+    from foldflow.models import model_class
+
+    return model_class(name).family == "multimer"
 
 
 def runner_model(runner: str) -> str:

@@ -92,22 +92,15 @@ def relax_key(prediction: str, settings: dict, openmm_version: str) -> str:
                        versions={"openmm": openmm_version, "alphafold": VERSIONS["alphafold-colabfold"]})
 
 
-def params_fingerprint(model_name: str, settings: ModelConfig) -> str:
-    if settings.params_dir is None:
-        return f"random:{model_name}:seed{settings.params_seed}:jax{VERSIONS['jax']}"
-    from foldflow.models.params import params_path
-
-    path = params_path(settings.params_dir, model_name)
-    stat = path.stat()
-    return f"{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
-
-
 def prediction_key(features: str, model_name: str, model_version: str, settings: ModelConfig, pad_to: int,
                    seed: int) -> str:
+    from foldflow.models import model_class
+
     model_settings = {"seed": seed, "bfloat16": settings.bfloat16,
                       **{name: settings.preset_value(name) for name in PRESET_SETTINGS}}
     return content_key("prediction", features=features, model=model_name, model_version=model_version,
-                       params=params_fingerprint(model_name, settings), settings=model_settings, pad_to=pad_to,
+                       params=model_class(model_name).params_fingerprint(model_name, settings),
+                       settings=model_settings, pad_to=pad_to,
                        versions={"alphafold": VERSIONS["alphafold-colabfold"], "jax": VERSIONS["jax"]})
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 
 from foldflow.config import ModelConfig
+from foldflow.errors import SetupError
 from foldflow.models.base import Model
 
 _REGISTRY: list[tuple[re.Pattern, str]] = [
@@ -20,8 +21,8 @@ _REGISTRY: list[tuple[re.Pattern, str]] = [
 ]
 
 
-class UnknownModelError(ValueError):
-    pass
+class UnknownModelError(SetupError):
+    """A model name no class is registered for."""
 
 
 def register_model(pattern: str, target: str) -> None:

@@ -14,7 +14,6 @@ import time
 from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
-from typing import ClassVar
 
 import haiku as hk
 import jax
@@ -154,15 +153,23 @@ class AlphaFold2(Model):
     version = f"alphafold-colabfold {metadata.version('alphafold-colabfold')}, jax {jax.__version__}"
     resources = Resources(cpus=1.0)  # set pipeline.model_actor_gpus on GPU nodes
 
-    multimer: ClassVar[bool] = False  # takes complex features (multimer models) or monomer features
+    @classmethod
+    def params_fingerprint(cls, name: str, settings: ModelConfig) -> str:
+        """AlphaFold's parameter file (path, size, modification time), or random initialisation."""
+        if settings.params_dir is None:
+            return super().params_fingerprint(name, settings)
+        path = af_params.params_path(settings.params_dir, name)
+        stat = path.stat()
+        return f"{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
 
     def __init__(self, model_name: str, settings: ModelConfig):
         self.name = model_name
         self.uses_random_params = settings.uses_random_params
         self.config = model_config(model_name, settings)
-        if is_multimer(self.config) != self.multimer:
+        if is_multimer(self.config) != (self.family == "multimer"):
+            takes = "complexes" if self.family == "multimer" else "monomers"
             raise ValueError(f"model '{model_name}' is {'a' if is_multimer(self.config) else 'not a'} multimer "
-                             f"model; {type(self).__name__} takes {'complexes' if self.multimer else 'monomers'}")
+                             f"model; {type(self).__name__} takes {takes}")
         params, self.params_path, self.load_seconds, self.initialised = load_model_params(
             model_name, settings, self.init_features)
         self._runner = af_model.RunModel(self.config, params)

@@ -69,7 +69,7 @@ def init_features(cfg: object = None) -> dict[str, np.ndarray]:
 class AlphaFold2Multimer(AlphaFold2):
     """A resident AlphaFold-Multimer model: complex features in, a :class:`Prediction` with chains out."""
 
-    multimer = True
+    family = "multimer"
     init_features = staticmethod(init_features)
 
     def model_inputs(self, features: dict[str, np.ndarray], seed: int, pad_to: int) -> dict[str, np.ndarray]:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from abc import ABC, abstractmethod
-from typing import ClassVar
+from importlib import metadata
+from typing import ClassVar, Literal
 
 import numpy as np
 
@@ -55,12 +56,13 @@ class CompileStats:
 class Model(ABC):
     """A loaded model that keeps parameters and compiled programs resident.
 
-    A model declares its name, version (part of every prediction key), the
-    resources one worker holding it wants, and whether it keeps state resident;
-    it maps one target's features to a :class:`Prediction`.
+    A model declares its name, version (part of every prediction key), the targets it predicts (its
+    family), the resources one worker holding it wants, whether it keeps state resident and what its
+    parameters' fingerprint is; it maps one target's features to a :class:`Prediction`.
     """
 
     version: ClassVar[str]  # part of every prediction key
+    family: ClassVar[Literal["monomer", "multimer"]] = "monomer"  # predicts monomers, or complexes (multimer)
     resources: ClassVar[Resources] = Resources()
     resident: ClassVar[bool] = True
     reads_params: ClassVar[bool] = True  # needs a params file under model.params_dir
@@ -70,6 +72,12 @@ class Model(ABC):
     initialised: bool = False  # parameters were created now (random init), not read
     compiles: int = 0  # input shapes compiled so far
     _load_reported: bool = False
+
+    @classmethod
+    def params_fingerprint(cls, name: str, settings) -> str:
+        """What identifies the parameters ``name`` predicts with under ``settings`` (part of every prediction
+        key): here, random initialisation from ``model.params_seed`` by this JAX."""
+        return f"random:{name}:seed{settings.params_seed}:jax{metadata.version('jax')}"
 
     @classmethod
     def effective_settings(cls, name: str, settings) -> dict[str, int]:
