@@ -14,7 +14,8 @@ from foldflow.errors import ConfigError, FoldflowError, RunExistsError, SetupErr
 from foldflow.options import overrides_from_keywords
 from foldflow.outputs import RANDOM_PARAMS_WARNING, write_summary
 from foldflow.results import TargetResult
-from foldflow.runs import RunBook, RunManifest, RunNotFoundError, check_run_id, new_run_id
+from foldflow.runs import (RunBook, RunManifest, RunNotFoundError, check_run_id, new_run_id,
+                           unstarted_status)
 from foldflow.store import Store
 from foldflow.targets import InvalidTarget, TargetBatch, load_targets
 
@@ -272,11 +273,10 @@ def run_status(run_id: str, store: str | None = None, address: str | None = None
     if job is None:
         raise RunNotFoundError(f"{not_found}, nor as a Ray job on {address}")
     state, log_tail = job
-    failed = state in ("FAILED", "STOPPED")
-    return {"run_id": run_id, "state": "failed" if failed else "starting", "targets": 0, "counts": {},
-            "progress": 0.0, "cached": 0, "out_dir": "(not created)", "failures": {}, "model_workers": [],
-            "msa_workers": [], "error": (f"Ray job {submission_id(run_id)} {state} before the run started: "
-                                         f"{log_tail}" if failed else None)}
+    if state in ("FAILED", "STOPPED"):
+        return unstarted_status(run_id, "failed",
+                                f"Ray job {submission_id(run_id)} {state} before the run started: {log_tail}")
+    return unstarted_status(run_id)
 
 
 def report(run_id: str, store: str | None = None, out: str | Path | None = None) -> Path:

@@ -21,7 +21,7 @@ from foldflow.config import RunConfig, dump_config
 from foldflow.errors import FoldflowError
 from foldflow.options import overrides_from_keywords, predict_args
 from foldflow.results import TargetResult
-from foldflow.runs import RunBook, check_run_id, new_run_id, status_line
+from foldflow.runs import RunBook, check_run_id, new_run_id, status_line, unstarted_status
 from foldflow.store import Store
 
 
@@ -38,10 +38,7 @@ class RunHandle:
     def status(self) -> dict:
         """Where the run stands (as :func:`foldflow.run_status`); before the run has started: state "starting"."""
         book = RunBook(Store(self.store))
-        if not book.exists(self.run_id):
-            return {"run_id": self.run_id, "state": "starting", "progress": 0.0, "counts": {}, "targets": 0,
-                    "cached": 0}
-        return book.status(self.run_id)
+        return book.status(self.run_id) if book.exists(self.run_id) else unstarted_status(self.run_id)
 
     @property
     def progress(self) -> float:

@@ -78,6 +78,14 @@ def status_line(status: dict) -> str:
             f"done ({status['cached']} from the store)" + (f"; {counts}" if counts else ""))
 
 
+def unstarted_status(run_id: str, state: str = "starting", error: str | None = None) -> dict:
+    """What :meth:`RunBook.status` says of a run that has no records yet (its job or process is starting, or
+    failed before foldflow started): the same keys, nothing done."""
+    return {"run_id": run_id, "state": state, "error": error, "created": None, "out_dir": "(not created)",
+            "input": None, "targets": 0, "counts": {}, "progress": 0.0, "cached": 0, "model_workers": [],
+            "msa_workers": [], "failures": {}}
+
+
 class RunBook:
     """Reads and writes run records in a :class:`Store`."""
 

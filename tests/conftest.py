@@ -13,7 +13,8 @@ os.environ.setdefault("FOLDFLOW_CACHE_DIR", str(ROOT / ".cache" / "foldflow"))
 # Tests never write into the user's store (`make demo`'s runs): runs that name no store go to one of this
 # test process's own. The parameter and XLA caches in FOLDFLOW_CACHE_DIR are shared.
 USER_STORE = Path(os.environ.get("FOLDFLOW_STORE") or Path(os.environ["FOLDFLOW_CACHE_DIR"]) / "store")
-os.environ["FOLDFLOW_STORE"] = tempfile.mkdtemp(prefix="foldflow-test-store-")
+TEST_STORE = tempfile.mkdtemp(prefix="foldflow-test-store-")  # removed when the session ends
+os.environ["FOLDFLOW_STORE"] = TEST_STORE
 
 import pytest  # noqa: E402
 
@@ -111,9 +112,10 @@ def _user_runs() -> set[str]:
 
 @pytest.fixture(scope="session", autouse=True)
 def users_store_untouched():
-    """The suite fails if a run appeared in the user's store while it ran."""
+    """The suite fails if a run appeared in the user's store while it ran; the tests' own store goes."""
     before = _user_runs()
     yield
+    shutil.rmtree(TEST_STORE, ignore_errors=True)
     assert _user_runs() <= before, f"tests wrote runs into the user's store {USER_STORE}"
 
 

@@ -29,6 +29,14 @@ def submission_id(run_id: str) -> str:
     return f"foldflow-{run_id}"
 
 
+def job_client(address: str) -> JobSubmissionClient:
+    """The Ray Jobs client of a cluster's dashboard; ClusterConnectionError when it cannot be reached."""
+    try:
+        return JobSubmissionClient(address)
+    except ConnectionError as error:
+        raise ClusterConnectionError(f"Ray dashboard {address}: {error}") from None
+
+
 def submit_run(address: str, run_id: str, predict_args: list[str], working_dir: Path,
                python: str = "python") -> str:
     """Submit ``foldflow predict <predict_args>`` as a Ray job; returns the job's submission id.
@@ -38,10 +46,7 @@ def submit_run(address: str, run_id: str, predict_args: list[str], working_dir: 
     """
     entrypoint = shlex.join([python, "-m", "foldflow", "predict", *predict_args,
                              "--run-id", run_id, "--address", "auto", "--progress", "jsonl"])
-    try:
-        client = JobSubmissionClient(address)
-    except ConnectionError as error:
-        raise ClusterConnectionError(f"Ray dashboard {address}: {error}") from None
+    client = job_client(address)
     try:
         return client.submit_job(
             entrypoint=entrypoint, submission_id=submission_id(run_id),
@@ -57,10 +62,7 @@ def submit_run(address: str, run_id: str, predict_args: list[str], working_dir: 
 def job_state(address: str, run_id: str, log_lines: int = 5) -> tuple[str, str] | None:
     """(the Ray job's status, its last ``log_lines`` log lines) for a run submitted to ``address`` (a dashboard
     URL or a cluster address); None when no job has this run's id."""
-    try:
-        client = JobSubmissionClient(address)
-    except ConnectionError as error:
-        raise ClusterConnectionError(f"Ray dashboard {address}: {error}") from None
+    client = job_client(address)
     job_id = submission_id(run_id)
     try:
         status = client.get_job_status(job_id)
@@ -76,7 +78,7 @@ def wait_for_job(address: str, job_id: str, timeout_s: float | None = None, poll
                  ) -> tuple[str, str]:
     """Wait until the job ends (at most ``timeout_s``, default: however long it runs); returns (status, the
     job's log)."""
-    client = JobSubmissionClient(address)
+    client = job_client(address)
     deadline = None if timeout_s is None else time.monotonic() + timeout_s
     while (status := client.get_job_status(job_id)) not in FINISHED:
         if deadline is not None and time.monotonic() > deadline:
