@@ -56,6 +56,14 @@ class PreparedTarget:
 
 
 @dataclass
+class Features:
+    """A target's features and their store key: all a prediction takes (by reference, on Ray)."""
+
+    key: str
+    arrays: FeatureDict
+
+
+@dataclass
 class PredictedModel:
     """One prediction (model and seed) for one target, and what producing it cost."""
 
@@ -145,7 +153,7 @@ def _chain_templates(sequence: str, alignments: list[tuple[str, Alignment]], sea
 
 
 def prepare_target(target: Target, engines: Sequence[MsaEngine], templates: TemplateSearch | None,
-                   cache: StepCache, settings: MsaConfig) -> tuple[PreparedTarget, FeatureDict]:
+                   cache: StepCache, settings: MsaConfig) -> tuple[PreparedTarget, Features]:
     """Alignments and templates of each distinct chain, and the features of the target (monomer or
     complex), each from the store when it has them. A homomer's chain is searched once."""
     start = time.time()
@@ -199,11 +207,11 @@ def prepare_target(target: Target, engines: Sequence[MsaEngine], templates: Temp
         template_hits_file=templates.hits_file if templates is not None else "",
         computed=cache.take_counts(),
         spans={"msa": (start, searched), "templates": (searched, templated), "features": (templated, time.time())})
-    return prepared, features
+    return prepared, Features(key, features)
 
 
-def predict_target(target: Target, prepared: PreparedTarget, features: FeatureDict, runner: str,
-                   model: Callable[[], Model], cache: StepCache, settings: ModelConfig) -> PredictedModel:
+def predict_target(target: Target, features: Features, runner: str, model: Callable[[], Model], cache: StepCache,
+                   settings: ModelConfig) -> PredictedModel:
     """One prediction (``<model>_pred_<i>``), padded to the target's bucket; ``model()`` gives the resident
     model (loaded on first use, so a prediction found in the store loads nothing)."""
     from foldflow.models.compile_stats import measure_compiles
@@ -216,9 +224,9 @@ def predict_target(target: Target, prepared: PreparedTarget, features: FeatureDi
 
     def compute() -> Prediction:
         loaded.append(model())
-        return loaded[0].predict(features, seed, bucket)
+        return loaded[0].predict(features.arrays, seed, bucket)
 
-    key = prediction_key(prepared.features_key, model_name, model_class(model_name).version, settings, bucket, seed)
+    key = prediction_key(features.key, model_name, model_class(model_name).version, settings, bucket, seed)
     with measure_compiles() as compiles:
         prediction = cache.prediction(key, compute)
     load_seconds = loaded[0].take_load_seconds() if loaded else 0.0

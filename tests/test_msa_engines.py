@@ -292,11 +292,11 @@ def test_complex_chains_are_paired_from_mmseqs_uniprot_hits(databases, logged_mm
 
     paired = species_paired_rows(reference)
     assert paired >= 5, "the UniProt sample holds both proteins of several species"
-    msa = features["msa"][features["msa_mask"].any(axis=1)]
+    msa = features.arrays["msa"][features.arrays["msa_mask"].any(axis=1)]
     gap = 21
     both = (msa[:, :len(WALKER_A)] != gap).any(axis=1) & (msa[:, len(WALKER_A):] != gap).any(axis=1)
     assert both.sum() == 1 + paired and both[:1 + paired].all(), "the query row, then the species-paired rows"
-    np.testing.assert_array_equal(features["asym_id"], [1] * len(WALKER_A) + [2] * len(SIGNATURE))
+    np.testing.assert_array_equal(features.arrays["asym_id"], [1] * len(WALKER_A) + [2] * len(SIGNATURE))
 
 
 def test_features_hold_every_engines_rows(databases, tmp_path):
@@ -312,7 +312,7 @@ def test_features_hold_every_engines_rows(databases, tmp_path):
         assert msa.sequences[0] == QUERY, alignment.database
         rows.update(msa.sequences)
     assert len(prepared.msas["A"]) == 4 and all(prepared.msa_depths[db] >= 2 for db in ("bfd", "uniref30"))
-    assert prepared.feature_msa_depth == int(features["num_alignments"][0]) == len(rows)
+    assert prepared.feature_msa_depth == int(features.arrays["num_alignments"][0]) == len(rows)
 
 
 def test_databases_check_names_a_broken_database(databases, tmp_path):

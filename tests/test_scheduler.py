@@ -64,6 +64,7 @@ class Model:
     def predict(self, job, features):
         CALLS["predict", job.target.id, job.item] += 1
         assert features == {"features": job.target.sequence}, "the prepare step's payload reaches the model"
+        assert job.inputs == {}, "a prediction takes the features and nothing else"
         self.compiled.add((job.item, 64 if len(job.target.sequence) <= 64 else 96))
         return Placed(PredictedModel(job.item, "", None, len(job.target.sequence), CompileStats(), 0.0, {},
                                      (1.0, 2.0)),

@@ -211,7 +211,7 @@ class Scheduler:
             run.pending.clear()
             return run, self._finish(run, placed.record)
         for dependent in self.workflow.dependents(call.step.name):
-            needed = [(name, i) for name in dependent.inputs
+            needed = [(name, i) for name in (*dependent.inputs, *dependent.after)
                       for i in self.workflow.items(self.workflow.step(name), run.target)]
             started = any(key[0] == dependent.name for key in (*run.pending, *run.records))
             if not started and all(key in run.records for key in needed):

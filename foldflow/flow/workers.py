@@ -14,11 +14,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from foldflow.config import ModelConfig, MsaConfig, RelaxConfig, RunConfig, runner_model
-from foldflow.features import FeatureDict
 from foldflow.models import load_model
 from foldflow.models.base import CompileStats, Model
 from foldflow.msa.registry import engines_for
-from foldflow.stages import Placed, Placement, predict_target, prepare_target, relax_target, write_outputs
+from foldflow.stages import (Features, Placed, Placement, predict_target, prepare_target, relax_target,
+                             write_outputs)
 from foldflow.templates import template_searches
 from foldflow.steps import StepCache
 from foldflow.store import Store
@@ -84,7 +84,7 @@ class MsaStage(_Worker):
                 "load_seconds": sum(f.get("load_seconds", 0.0) for f in facts),
                 "residues": sum(f.get("residues", 0) for f in facts)}
 
-    def prepare(self, job: StepJob) -> tuple[Placed, FeatureDict]:
+    def prepare(self, job: StepJob) -> tuple[Placed, Features]:
         templates = self.templates[job.target.is_complex] if self.templates else None
         prepared, features = prepare_target(job.target, self.engines, templates, self.cache, self.config)
         return Placed(prepared, self.placement()), features
@@ -120,10 +120,9 @@ class ModelStage(_Worker):
                 "model_programs": {m.name: m.compiles for m in self.models.values()},
                 "xla": vars(self.compiles)}
 
-    def predict(self, job: StepJob, features: FeatureDict) -> tuple[Placed, None]:
+    def predict(self, job: StepJob, features: Features) -> tuple[Placed, None]:
         model = runner_model(job.item)
-        predicted = predict_target(job.target, job.inputs["prepare"].record, features, job.item,
-                                   lambda: self.model(model), self.cache, self.config)
+        predicted = predict_target(job.target, features, job.item, lambda: self.model(model), self.cache, self.config)
         self.compiles.add(predicted.compiles)
         return Placed(predicted, self.placement()), None
 

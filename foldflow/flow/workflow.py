@@ -27,7 +27,8 @@ class StepSpec:
     pool: str
     label: str  # the stage as users read it (progress, runs status)
     inputs: tuple[str, ...] = ()  # steps whose records it takes
-    payloads: tuple[str, ...] = ()  # inputs whose large result (e.g. features) it takes, by reference
+    after: tuple[str, ...] = ()  # steps it waits for without taking their records
+    payloads: tuple[str, ...] = ()  # of those, the steps whose large result (e.g. features) it takes, by reference
     per: Literal["target", "model"] = "target"  # "model": once per prediction (model and seed)
     status: str = ""  # the target's status in the run records while this step runs
 
@@ -44,7 +45,8 @@ class Workflow:
     def __post_init__(self) -> None:
         names = [s.name for s in self.steps]
         for step in self.steps:
-            unknown = [i for i in (*step.inputs, *step.payloads) if i not in names[:names.index(step.name)]]
+            unknown = [i for i in (*step.inputs, *step.after) if i not in names[:names.index(step.name)]]
+            unknown += [i for i in step.payloads if i not in (*step.inputs, *step.after)]
             if unknown:
                 raise ValueError(f"step '{step.name}': inputs {unknown} are not earlier steps")
 
@@ -55,11 +57,11 @@ class Workflow:
         return self.predictions(target) if step.per == "model" else (None,)
 
     def dependents(self, name: str) -> list[StepSpec]:
-        return [s for s in self.steps if name in s.inputs]
+        return [s for s in self.steps if name in (*s.inputs, *s.after)]
 
     @property
     def roots(self) -> list[StepSpec]:
-        return [s for s in self.steps if not s.inputs]
+        return [s for s in self.steps if not (s.inputs or s.after)]
 
     @property
     def final(self) -> StepSpec:
@@ -81,7 +83,7 @@ def prediction_workflow(config: RunConfig) -> Workflow:
     relax = config.relaxes
     steps = (
         StepSpec("prepare", pool="msa", label="msa+features", status="msa"),
-        StepSpec("predict", pool="model", label="model", inputs=("prepare",), payloads=("prepare",), per="model",
+        StepSpec("predict", pool="model", label="model", after=("prepare",), payloads=("prepare",), per="model",
                  status="model"),
         *([StepSpec("relax", pool="relax", label="relax", inputs=("predict",), status="relax")] if relax else []),
         StepSpec("write", pool="writer", label="output", inputs=("prepare", "predict", *(("relax",) if relax else ())),
