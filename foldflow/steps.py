@@ -78,8 +78,9 @@ def templates_key(uniref90_key: str, templates: TemplateConfig, engine: str, sea
     obsolete = templates.obsolete_pdbs
     searched = {"seqres": prefix_fingerprint(templates.pdb_seqres)} if engine == "hmmsearch" else \
         {"engine": "hhsearch", "pdb70": prefix_fingerprint(templates.pdb70)}
+    prefilter = "deepmind-2.3: align ratio, duplicate, length" if templates.deepmind_prefilter else "none"
     return content_key(
-        "templates", uniref90=uniref90_key, **searched, prefilter="deepmind-2.3: align ratio, duplicate, length" if templates.deepmind_prefilter else "none",
+        "templates", uniref90=uniref90_key, **searched, prefilter=prefilter,
         mmcif=f"{templates.mmcif_dir.resolve()}:{mmcif.st_mtime_ns}",
         obsolete=f"{obsolete.resolve()}:{obsolete.stat().st_mtime_ns}" if obsolete else None,
         max_template_date=templates.max_template_date, max_hits=templates.max_hits,

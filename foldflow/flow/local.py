@@ -16,7 +16,7 @@ from foldflow.config import RunConfig
 from foldflow.errors import error_line
 from foldflow.flow.pools import WorkerPool
 from foldflow.flow.run import execute
-from foldflow.flow.workflow import stage_workers
+from foldflow.flow.workflow import POOL_LABELS, stage_workers
 from foldflow.results import TargetResult
 from foldflow.runs import RunBook, RunManifest
 from foldflow.stages import run_chains
@@ -71,7 +71,8 @@ class LocalPools:
     def __init__(self, builders: dict[str, Callable[[], Any]]):
         backend = LocalBackend()
         self.backends = {name: backend for name in builders}
-        self.pools = {name: WorkerPool(name, lambda build=build: start_local(build()), backend, 1, 1, 1, 0)
+        self.pools = {name: WorkerPool(POOL_LABELS[name], lambda build=build: start_local(build()), backend,
+                                       1, 1, 1, 0)
                       for name, build in builders.items()}
 
     def stats(self) -> dict:

@@ -104,6 +104,10 @@ def prediction_workflow(config: RunConfig) -> Workflow:
     return Workflow(steps, predictions, affinity, on_failure)
 
 
+# Each pool as users read it (errors, logs, the run's worker records).
+POOL_LABELS = {"msa": "MSA", "model": "model", "relax": "relax", "writer": "writer"}
+
+
 def stage_workers(config: RunConfig, out_dir: Path, models: list[str], upcoming: Sequence[tuple[str, bool]],
                   shard_fan_out: Any = None) -> dict[str, Callable[[], Any]]:
     """What each pool of :func:`prediction_workflow` holds: a builder of its stage worker (the worker loads its

@@ -14,7 +14,7 @@ from foldflow.config import RunConfig, is_multimer_model
 from foldflow.flow.local import LocalBackend, start_local
 from foldflow.flow.pools import WorkerPool
 from foldflow.flow.run import execute
-from foldflow.flow.workflow import stage_workers
+from foldflow.flow.workflow import POOL_LABELS, stage_workers
 from foldflow.models import model_class
 from foldflow.msa.registry import make_engine
 from foldflow.pipeline.actors import ACTOR_OPTIONS, RayBackend, ShardFanOut, StageActor, start_shard_workers
@@ -27,8 +27,6 @@ from foldflow.targets import Target
 
 # Calls queued per actor, so it never waits for the driver between targets.
 CALLS_PER_ACTOR = 2
-# The pools as users read them in errors and logs.
-POOL_LABELS = {"msa": "MSA", "model": "model", "relax": "relax"}
 
 
 def stage_resources(config: RunConfig) -> dict[str, Resources]:
@@ -95,7 +93,7 @@ class RayPools:
             **{name: WorkerPool(POOL_LABELS[name], starter(name), ray_backend, sizes[name][0],
                                 sizes[name][1] or sizes[name][0], CALLS_PER_ACTOR, p.idle_timeout_s, stop)
                for name in on_ray},
-            "writer": WorkerPool("writer", lambda: start_local(builders["writer"]()), LocalBackend(),
+            "writer": WorkerPool(POOL_LABELS["writer"], lambda: start_local(builders["writer"]()), LocalBackend(),
                                  1, 1, 1, p.idle_timeout_s),
         }
 
