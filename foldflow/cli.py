@@ -178,6 +178,14 @@ def databases() -> None:
     """Build search databases from FASTA, check them, see what the full ones need."""
 
 
+def _binary(config, setting: str) -> str:
+    """The binary a dotted setting names (``msa.hhblits_binary``); "" for none."""
+    value = config
+    for name in setting.split(".") if setting else ():
+        value = getattr(value, name)
+    return value if setting else ""
+
+
 @databases.command("build")
 @click.argument("engine", type=click.Choice(["hhblits", "hhsearch", "mmseqs2"]))
 @click.argument("fasta", type=click.Path(exists=True, dir_okay=False, path_type=Path))
@@ -192,13 +200,15 @@ def databases_build(engine: str, fasta: Path, prefix: Path, threads: int, max_se
 
     hhblits: an HH-suite database (BFD/UniRef30-like); hhsearch: a PDB70-like one for templates (from PDB
     seqres); mmseqs2: ColabFold's layout (clustered at 30 % identity, with an index)."""
-    from foldflow.msa.databases import build_database, check_database
+    from foldflow.config import default_config
+    from foldflow.msa.databases import DATABASE_FORMATS
     from foldflow.msa.tools import ToolError
 
+    kind = DATABASE_FORMATS[engine]
     with _errors(verbose):
         try:
-            built = build_database(engine, fasta, prefix, threads, max_sequences, index=not no_index)
-            lines = check_database(engine, prefix, threads)
+            built = kind.build(fasta, prefix, threads, max_sequences, index=not no_index)
+            lines = kind.check(prefix, _binary(default_config(), kind.binary_setting), threads)
         except ToolError as error:
             raise SetupError(str(error)) from None
     click.echo(f"built {engine} database {prefix} from {built.sequences} sequences in {built.seconds:.1f} s")
@@ -213,19 +223,20 @@ def databases_build(engine: str, fasta: Path, prefix: Path, threads: int, max_se
 def databases_check(config_path: Path | None, verbose: bool) -> None:
     """Check every database of a run's settings: its engine's tool, its files, a test query."""
     from foldflow.config import load_config
-    from foldflow.msa.databases import check_database
+    from foldflow.msa.databases import DATABASE_FORMATS
+    from foldflow.msa.registry import engine_class
     from foldflow.msa.tools import ToolError
 
     with _errors(verbose):
-        msa = load_config(config_path).msa
+        config = load_config(config_path)
+        msa = config.msa
         try:
-            checks = [(db.name, msa.engine_of(db).replace("pyhmmer_sharded", "pyhmmer"), prefix)
+            checks = [(db.name, DATABASE_FORMATS[engine_class(msa.engine_of(db)).database_format], prefix)
                       for db in msa.searched_databases(pairing=True) for prefix in (db.path, *db.extra_paths)]
-            if msa.templates.enabled and msa.templates.engine == "hhsearch":
-                checks.append(("pdb70", "hhsearch", msa.templates.pdb70))
-            for name, engine, prefix in checks:
-                for line in check_database(engine, prefix, msa.cpus_per_search, msa.hhblits_binary,
-                                           msa.mmseqs_binary, msa.templates.hhsearch_binary):
+            if msa.templates.enabled and msa.templates.engine != "hmmsearch":  # hhsearch of PDB70
+                checks.append(("pdb70", DATABASE_FORMATS["hhsearch"], msa.templates.pdb70))
+            for name, kind, prefix in checks:
+                for line in kind.check(prefix, _binary(config, kind.binary_setting), msa.cpus_per_search):
                     click.echo(f"{name}: {line}")
         except ToolError as error:
             raise SetupError(f"database '{name}': {error}") from None

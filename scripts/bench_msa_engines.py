@@ -36,7 +36,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from foldflow.config import BUNDLED_DB_DIR, DatabaseConfig, MsaConfig
-    from foldflow.msa.databases import build_database, read_fasta
+    from foldflow.msa.databases import DATABASE_FORMATS, read_fasta
     from foldflow.msa.hhblits import HHblitsEngine
     from foldflow.msa.jackhmmer import PyhmmerEngine
     from foldflow.msa.mmseqs import MMseqs2Engine
@@ -50,7 +50,7 @@ def main() -> None:
     rows = []
     for label, fasta in (("UniRef90 sample (1,000)", BUNDLED_DB_DIR / "uniref90_mini.fasta"),
                          ("proteome (2,100)", PROTEOME)):
-        built = {engine: build_database(engine, fasta, work / label.split()[0] / engine, threads=args.threads)
+        built = {engine: DATABASE_FORMATS[engine].build(fasta, work / label.split()[0] / engine, threads=args.threads)
                  for engine in ("hhblits", "mmseqs2")}
         databases = {
             "pyhmmer": DatabaseConfig(name="uniref90", path=fasta, max_hits=10_000, engine="pyhmmer"),

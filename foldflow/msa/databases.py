@@ -11,8 +11,8 @@
   per entry made by ``hhmake`` through ``ffindex_apply`` (HH-suite's own recipe).
 * pyhmmer reads FASTA files as they are.
 
-:func:`check_database` verifies one: files present, sizes, and a test query (its first sequence must find
-itself).
+Each kind is a :class:`DatabaseFormat` (``DATABASE_FORMATS``): it builds one and checks one (files present,
+sizes, and a test query that must find itself); each MSA engine names its kind.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from foldflow.msa.hhblits import HHBLITS_DATABASE_SUFFIXES, PDB70_SUFFIXES
 from foldflow.msa.mmseqs import colabfold_search, has_index, missing_mmseqs_parts
 from foldflow.msa.tools import HHSUITE_DATA, ToolError, cstranslate_binary, find_binary, run
 
-BUILDABLE = ("hhblits", "hhsearch", "mmseqs2")
+BUILDABLE = ("hhblits", "hhsearch", "mmseqs2")  # the DATABASE_FORMATS foldflow builds
 
 # What the full databases need, from each project's own download scripts and READMEs.
 FULL_DOWNLOADS = """\
@@ -126,16 +126,6 @@ def build_mmseqs_database(fasta: Path, prefix: Path, threads: int = 1, min_seq_i
     return BuiltDatabase("mmseqs2", prefix, sequences, time.perf_counter() - start)
 
 
-def build_database(engine: str, fasta: Path, prefix: Path, threads: int = 1, limit: int | None = None,
-                   index: bool = True) -> BuiltDatabase:
-    if engine in ("hhblits", "hhsearch"):
-        return build_hhblits_database(fasta, prefix, limit, hmms=engine == "hhsearch")
-    if engine == "mmseqs2":
-        return build_mmseqs_database(fasta, prefix, threads, index=index, limit=limit)
-    raise ValueError(f"foldflow builds databases for {' and '.join(BUILDABLE)}, not '{engine}' "
-                     "(pyhmmer reads FASTA files as they are)")
-
-
 def _size(paths: list[Path]) -> str:
     total = sum(p.stat().st_size for p in paths)
     return f"{total / 2**20:.1f} MiB in {len(paths)} files"
@@ -187,37 +177,104 @@ def _hh_hit_names(binary: str, sequence: str, prefix: Path, cpus: int, iteration
         return [hit.name.split()[0] for hit in parsers.parse_hhr(hits.read_text())]
 
 
-def check_database(engine: str, prefix: Path, cpus: int = 1, hhblits: str = "hhblits",
-                   mmseqs: str = "mmseqs", hhsearch: str = "hhsearch") -> list[str]:
-    """Lines describing a complete database (files, sizes, a test query that finds its own entry);
-    ToolError with one line naming what is missing or wrong."""
-    if engine in ("hhblits", "hhsearch"):
-        suffixes = PDB70_SUFFIXES if engine == "hhsearch" else HHBLITS_DATABASE_SUFFIXES
-        files = [Path(f"{prefix}{suffix}") for suffix in suffixes]
-        if missing := [path for path in files if not path.is_file()]:
-            raise ToolError(f"{prefix}: not an HH-suite database for {engine} (missing {missing[0]})")
-        binary = find_binary(hhblits if engine == "hhblits" else hhsearch,
-                             f"msa.{engine}_binary" if engine == "hhblits" else "msa.templates.hhsearch_binary")
-        iterations = ["-n", "1"] if engine == "hhblits" else []
-        search = lambda sequence: _hh_hit_names(binary, sequence, prefix, cpus, iterations)  # noqa: E731
-        entries = _test_entries_hhblits(prefix, TEST_QUERIES)
-    elif engine == "mmseqs2":
-        if missing := missing_mmseqs_parts(prefix):
-            raise ToolError(f"{prefix}: not an MMseqs2 database in ColabFold's layout (missing {missing[0]})")
-        files = sorted(p for p in prefix.parent.glob(f"{prefix.name}[._]*") if p.is_file())
-        binary = find_binary(mmseqs, "msa.mmseqs_binary")
-        search = lambda sequence: _a3m_hits(colabfold_search(binary, [sequence], prefix, cpus, 8.0)[0])  # noqa: E731
-        entries = _test_entries_mmseqs(prefix, TEST_QUERIES)
-    else:
+class DatabaseFormat:
+    """One kind of search database: how foldflow builds one from FASTA and checks one (its files, and a test
+    query, one of its first entries, that must find itself). An MSA engine names its kind
+    (:attr:`foldflow.msa.engine.MsaEngine.database_format`)."""
+
+    name: str  # as `foldflow databases build` and `check` name it
+    binary_setting: str = ""  # the setting naming the binary a check searches with
+
+    def build(self, fasta: Path, prefix: Path, threads: int = 1, limit: int | None = None,
+              index: bool = True) -> BuiltDatabase:
+        raise ValueError(f"foldflow builds databases for {' and '.join(BUILDABLE)}, not '{self.name}' "
+                         "(pyhmmer reads FASTA files as they are)")
+
+    def check(self, prefix: Path, binary: str, cpus: int = 1) -> list[str]:
+        """Lines describing a complete database; ToolError with one line naming what is missing or wrong."""
+        files = self.files(prefix)
+        binary = find_binary(binary, self.binary_setting)
+        entries = self.test_entries(prefix, TEST_QUERIES)
+        for name, sequence in entries:
+            if self.finds_itself(binary, prefix, cpus, name, sequence):
+                return [f"{prefix}: {self.name} database, {_size(files)}{self.details(prefix)}",
+                        f"  test query {name} ({len(sequence)} residues) found itself"]
+        raise ToolError(f"{prefix}: searches for its first {len(entries)} sequences did not find them")
+
+    def files(self, prefix: Path) -> list[Path]:
+        raise NotImplementedError
+
+    def test_entries(self, prefix: Path, count: int) -> list[tuple[str, str]]:
+        raise NotImplementedError
+
+    def finds_itself(self, binary: str, prefix: Path, cpus: int, name: str, sequence: str) -> bool:
+        raise NotImplementedError
+
+    def details(self, prefix: Path) -> str:
+        return ""
+
+
+class FastaDatabase(DatabaseFormat):
+    """A FASTA file, searched as it is (pyhmmer)."""
+
+    name = "fasta"
+
+    def check(self, prefix: Path, binary: str = "", cpus: int = 1) -> list[str]:
         if not prefix.is_file():
             raise ToolError(f"{prefix}: no such FASTA file")
         return [f"{prefix}: FASTA, {_size([prefix])}, {len(read_fasta(prefix))} sequences"]
-    for name, sequence in entries:
-        found = search(sequence)
-        if (sequence if engine == "mmseqs2" else name) in found:
-            break
-    else:
-        raise ToolError(f"{prefix}: searches for its first {len(entries)} sequences did not find them")
-    extra = f", index {'present' if has_index(prefix) else 'absent'}" if engine == "mmseqs2" else ""
-    return [f"{prefix}: {engine} database, {_size(files)}{extra}",
-            f"  test query {name} ({len(sequence)} residues) found itself among {len(found)} hits"]
+
+
+class HHsuiteDatabase(DatabaseFormat):
+    """HH-suite's ffindex layout: for hhblits (BFD/UniRef30-like), or with HMMs for hhsearch (PDB70-like)."""
+
+    def __init__(self, hmms: bool):
+        self.hmms = hmms
+        self.name = "hhsearch" if hmms else "hhblits"
+        self.binary_setting = "msa.templates.hhsearch_binary" if hmms else "msa.hhblits_binary"
+
+    def build(self, fasta: Path, prefix: Path, threads: int = 1, limit: int | None = None,
+              index: bool = True) -> BuiltDatabase:
+        return build_hhblits_database(fasta, prefix, limit, hmms=self.hmms)
+
+    def files(self, prefix: Path) -> list[Path]:
+        files = [Path(f"{prefix}{suffix}") for suffix in (PDB70_SUFFIXES if self.hmms else HHBLITS_DATABASE_SUFFIXES)]
+        if missing := [path for path in files if not path.is_file()]:
+            raise ToolError(f"{prefix}: not an HH-suite database for {self.name} (missing {missing[0]})")
+        return files
+
+    def test_entries(self, prefix: Path, count: int) -> list[tuple[str, str]]:
+        return _test_entries_hhblits(prefix, count)
+
+    def finds_itself(self, binary: str, prefix: Path, cpus: int, name: str, sequence: str) -> bool:
+        return name in _hh_hit_names(binary, sequence, prefix, cpus, [] if self.hmms else ["-n", "1"])
+
+
+class MMseqsDatabase(DatabaseFormat):
+    """ColabFold's MMseqs2 layout (clustered at 30 % identity, with an index)."""
+
+    name = "mmseqs2"
+    binary_setting = "msa.mmseqs_binary"
+
+    def build(self, fasta: Path, prefix: Path, threads: int = 1, limit: int | None = None,
+              index: bool = True) -> BuiltDatabase:
+        return build_mmseqs_database(fasta, prefix, threads, index=index, limit=limit)
+
+    def files(self, prefix: Path) -> list[Path]:
+        if missing := missing_mmseqs_parts(prefix):
+            raise ToolError(f"{prefix}: not an MMseqs2 database in ColabFold's layout (missing {missing[0]})")
+        return sorted(p for p in prefix.parent.glob(f"{prefix.name}[._]*") if p.is_file())
+
+    def test_entries(self, prefix: Path, count: int) -> list[tuple[str, str]]:
+        return _test_entries_mmseqs(prefix, count)
+
+    def finds_itself(self, binary: str, prefix: Path, cpus: int, name: str, sequence: str) -> bool:
+        # MMseqs2 shortens UniProt names to accessions: the hit is told by its sequence
+        return sequence in _a3m_hits(colabfold_search(binary, [sequence], prefix, cpus, 8.0)[0])
+
+    def details(self, prefix: Path) -> str:
+        return f", index {'present' if has_index(prefix) else 'absent'}"
+
+
+DATABASE_FORMATS: dict[str, DatabaseFormat] = {
+    f.name: f for f in (FastaDatabase(), HHsuiteDatabase(hmms=False), HHsuiteDatabase(hmms=True), MMseqsDatabase())}

@@ -39,6 +39,9 @@ class MsaEngine(ABC):
     resident: ClassVar[bool]  # holds databases (or other state) in memory between targets
     stores_results: ClassVar[bool] = True  # False: results are inputs already (files), not stored again
     resident_args: ClassVar[tuple[str, ...]] = ()  # handles the stage passes (registry.make_engine)
+    # The kind of database it searches (foldflow.msa.databases.DATABASE_FORMATS: how one is built and
+    # checked); None: it searches none.
+    database_format: ClassVar[str | None] = "fasta"
 
     def __init__(self, config: MsaConfig):
         self.config = config

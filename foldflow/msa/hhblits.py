@@ -42,6 +42,7 @@ class HHblitsEngine(ToolSearchEngine):
     """hhblits with AlphaFold 2.3's flags against HH-suite databases (BFD, UniRef30)."""
 
     name = "hhblits"
+    database_format = "hhblits"
     resident = False  # one process per query; the databases stay in the page cache
     binary_setting = "hhblits_binary"
     version_args = ("-h", "HHblits")

@@ -128,6 +128,7 @@ class MMseqs2Engine(ToolSearchEngine):
     """ColabFold's MMseqs2 search (UniRef30, ColabFoldDB-style databases), the run's chains in batches."""
 
     name = "mmseqs2"
+    database_format = "mmseqs2"
     resident = True  # the index stays in the page cache (--db-load-mode 2); batches are kept until asked
     binary_setting = "mmseqs_binary"
     version_args = ("version", "")

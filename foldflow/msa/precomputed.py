@@ -78,6 +78,7 @@ class PrecomputedEngine(MsaEngine):
     """
 
     name = "precomputed"
+    database_format = None  # reads given files
     resident = False
     stores_results = False
 

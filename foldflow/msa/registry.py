@@ -20,13 +20,17 @@ def register_engine(engine: type[MsaEngine]) -> None:
     _ENGINES[engine.name] = engine
 
 
-def make_engine(name: str, config: MsaConfig, **resident) -> MsaEngine:
-    """The engine called ``name``; of ``resident`` (handles from the stage: shard searchers, the run's
-    upcoming chains) it gets those its class takes (``resident_args``)."""
+def engine_class(name: str) -> type[MsaEngine]:
     if name not in _ENGINES:
         raise ValueError(f"unknown MSA engine '{name}' (msa.engine or a database's engine: one of "
                          f"{', '.join(sorted(n for n in _ENGINES if n != 'precomputed'))})")
-    engine = _ENGINES[name]
+    return _ENGINES[name]
+
+
+def make_engine(name: str, config: MsaConfig, **resident) -> MsaEngine:
+    """The engine called ``name``; of ``resident`` (handles from the stage: shard searchers, the run's
+    upcoming chains) it gets those its class takes (``resident_args``)."""
+    engine = engine_class(name)
     return engine(config, **{k: v for k, v in resident.items() if k in engine.resident_args})
 
 
