@@ -210,7 +210,7 @@ _RUNNER = re.compile(r"^(?P<model>.+)_pred_(?P<index>\d+)$")
 
 def is_multimer_model(name: str) -> bool:
     """Whether the model predicts complexes (its class's family)."""
-    from foldflow.models import model_class
+    from foldflow.models.registry import model_class
 
     return model_class(name).family == "multimer"
 
