@@ -7,7 +7,7 @@ head: Ray's own version check, run inside it), and Ray's cluster launcher run on
 
 The images build in the background from the session's start (tests/conftest.py); this module runs last.
 Not marked ``ray``: no Ray starts on the host. The Rays of these tests run inside containers, in network
-namespaces of their own, so they never meet the other tests' Rays.
+namespaces of their own.
 
 References, not foldflow's own output: the FASTA's sequence, the host's Debian binaries (HMMER's jackhmmer run
 through AlphaFold's wrapper; the packages the parity tests run), the locks' pins, Ray's AWS defaults and Ray's
@@ -38,7 +38,9 @@ from deploy_checks import RAY_AWS_DEFAULTS, image_version_problems, read_lock
 from foldflow.config import bundled_databases
 from test_msa_parity import alphafold_jackhmmer
 
-pytestmark = pytest.mark.slow
+# In the group of the modules that start Ray heads and clusters (tests/conftest.py): the launcher's cluster
+# publishes host ports, and with it beside tests/test_submit.py's head that head's job agent did not come up.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("ray-heads")]
 
 images = load_script("images")
 sys.path.insert(0, str(ROOT / "scripts" / "launcher"))

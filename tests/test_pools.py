@@ -89,8 +89,10 @@ def test_check_placeable_reads_resources_memory_and_labels():
 
 @pytest.mark.slow
 def test_model_pool_grows_when_features_wait(local_ray, tmp_path):
+    # 4 s per prediction: long enough that, even on a loaded machine, the next targets' features wait while the
+    # first predictions run (at 1 s a slow MSA stage under CI load kept the model pool from ever being full)
     config = RunConfig(store=str(tmp_path / "store"), plots=False,
-                       relax={"models_to_relax": "none"}, model={"names": ["simulated_device_1.0s"]},
+                       relax={"models_to_relax": "none"}, model={"names": ["simulated_device_4.0s"]},
                        pipeline={"progress": False, "model_actors": 1, "model_actors_max": 2,
                                  "model_actor_cpus": 0, "msa_actor_cpus": 0.5, "max_in_flight": 4})
     run = foldflow.predict(DEMO_FASTA, tmp_path / "out", config, run_id="grow")
