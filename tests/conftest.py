@@ -65,8 +65,8 @@ def pytest_collection_modifyitems(items):
     """``make test`` runs two pytest-xdist workers (``-n 2 --dist loadgroup``); every module is a group of its own,
     so its module-scoped fixtures are computed once. A module that starts a Ray (marked ``ray``) starts a local
     Ray of its own (``ray.init(address="local")``: its ports are the system's free ones), so the two workers'
-    Rays run side by side; the modules that start ``ray start`` heads, multi-node clusters or the launcher's
-    cluster of containers share the group ``ray-heads`` (tests/ray_head.py) and run one after another."""
+    Rays run side by side; the modules that start ``ray start`` heads or multi-node clusters share the group
+    ``ray-heads`` (tests/ray_head.py) and run one after another."""
     for item in items:
         if item.get_closest_marker("xdist_group") is None:
             item.add_marker(pytest.mark.xdist_group(item.module.__name__))

@@ -38,14 +38,16 @@ class RayHead:
 def ray_head(*args: str, env: dict[str, str] | None = None, num_cpus: int = 2,
              gcs_port: int | None = None) -> Iterator[RayHead]:
     """``ray start --head --block`` with every port given explicitly (dashboard on 127.0.0.1 only; workers on
-    free ports the system picks, not ray start's range 10002-19999), in a process group of its own; stopped by
-    signalling that group when the block ends."""
+    free ports the system picks, not ray start's range 10002-19999; the dashboard agent, which takes job
+    submissions, not on Ray's fixed 52365, which a local Ray of the other pytest worker may hold), in a process
+    group of its own; stopped by signalling that group when the block ends."""
     if not AUTH_TOKEN.is_file():  # what the first ray.init() writes; `ray start` only reads it
         subprocess.run([RAY, "get-auth-token", "--generate"], env=RAY_ENV, check=True, capture_output=True)
-    dashboard, gcs, client = free_port(), gcs_port or free_port(), free_port()
+    dashboard, gcs, client, agent = free_port(), gcs_port or free_port(), free_port(), free_port()
     command = [RAY, "start", "--head", "--block", f"--port={gcs}", f"--ray-client-server-port={client}",
                f"--num-cpus={num_cpus}", "--dashboard-host=127.0.0.1", f"--dashboard-port={dashboard}",
-               "--include-dashboard=true", "--disable-usage-stats", "--min-worker-port=0", "--max-worker-port=0", *args]
+               f"--dashboard-agent-listen-port={agent}", "--include-dashboard=true", "--disable-usage-stats",
+               "--min-worker-port=0", "--max-worker-port=0", *args]
     process = subprocess.Popen(command, env={**RAY_ENV, **(env or {})}, start_new_session=True,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     head = RayHead(f"http://127.0.0.1:{dashboard}", f"127.0.0.1:{gcs}", process.pid)

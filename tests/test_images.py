@@ -38,9 +38,7 @@ from deploy_checks import RAY_AWS_DEFAULTS, image_version_problems, read_lock
 from foldflow.config import bundled_databases
 from test_msa_parity import alphafold_jackhmmer
 
-# In the group of the modules that start Ray heads and clusters (tests/conftest.py): the launcher's cluster
-# publishes host ports, and with it beside tests/test_submit.py's head that head's job agent did not come up.
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("ray-heads")]
+pytestmark = pytest.mark.slow
 
 images = load_script("images")
 sys.path.insert(0, str(ROOT / "scripts" / "launcher"))
