@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from foldflow.config import RunConfig, default_config, dump_config, load_config, validate_config
+from foldflow.config import (RunConfig, default_config, dump_config, is_multimer_model, load_config,
+                             validate_config)
 from foldflow.errors import ConfigError, FoldflowError, RunExistsError, SetupError
 from foldflow.options import overrides_from_keywords
 from foldflow.outputs import RANDOM_PARAMS_WARNING, write_summary
@@ -53,7 +54,6 @@ def check_local_setup(config: RunConfig, models: list[str] | None = None) -> Non
     Ray runs on a cluster (``pipeline.cluster_address()``) are not checked here: their paths
     need to exist on the worker nodes, not on the machine that starts the run.
     """
-    from foldflow.config import is_multimer_model
     from foldflow.models import UnknownModelError, model_class
     from foldflow.models.params import ParamsNotFoundError, params_path
     from foldflow.msa.registry import engines_for
@@ -133,7 +133,7 @@ def bundled_template_and_pairing_data(config: RunConfig, models: list[str]) -> l
         ("templates from the bundled mini PDB seqres and mmCIF files",
          templates.enabled and (is_bundled(templates.pdb_seqres) or is_bundled(templates.mmcif_dir))),
         ("species pairing with the bundled mini UniProt",
-         any("multimer" in name for name in models) and pairing is not None and is_bundled(pairing.path)),
+         any(map(is_multimer_model, models)) and pairing is not None and is_bundled(pairing.path)),
     ) if used]
 
 
@@ -160,7 +160,7 @@ def describe_setup(config: RunConfig, models: list[str] | None = None) -> tuple[
 
 def effective_settings_comment(config: RunConfig) -> str:
     """YAML comment lines: each model's recycles and MSA depths and its predictions' seeds as they will run."""
-    from foldflow.config import is_multimer_model, runner_model
+    from foldflow.config import runner_model
     from foldflow.models import model_class
 
     lines = [f"# preset {config.model.effective_preset}; each model runs with:"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import sys
@@ -180,10 +181,7 @@ def databases() -> None:
 
 def _binary(config, setting: str) -> str:
     """The binary a dotted setting names (``msa.hhblits_binary``); "" for none."""
-    value = config
-    for name in setting.split(".") if setting else ():
-        value = getattr(value, name)
-    return value if setting else ""
+    return functools.reduce(getattr, setting.split("."), config) if setting else ""
 
 
 @databases.command("build")

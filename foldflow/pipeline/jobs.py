@@ -29,12 +29,6 @@ def submission_id(run_id: str) -> str:
     return f"foldflow-{run_id}"
 
 
-# The dashboard's answer while the head's job agent is still starting (it submitted nothing), and how long a
-# submission waits for the agent.
-NO_AGENT_YET = "No available agent to submit job"
-AGENT_WAIT_S = 60
-
-
 def job_client(address: str) -> JobSubmissionClient:
     """The Ray Jobs client of a cluster's dashboard; ClusterConnectionError when it cannot be reached."""
     try:
@@ -53,21 +47,16 @@ def submit_run(address: str, run_id: str, predict_args: list[str], working_dir: 
     entrypoint = shlex.join([python, "-m", "foldflow", "predict", *predict_args,
                              "--run-id", run_id, "--address", "auto", "--progress", "jsonl"])
     client = job_client(address)
-    deadline = time.monotonic() + AGENT_WAIT_S
-    while True:
-        try:
-            return client.submit_job(
-                entrypoint=entrypoint, submission_id=submission_id(run_id),
-                runtime_env={"working_dir": str(working_dir), "excludes": WORKING_DIR_EXCLUDES},
-                metadata={"foldflow_run_id": run_id})
-        except RuntimeError as error:
-            if NO_AGENT_YET in str(error) and time.monotonic() < deadline:
-                time.sleep(2)  # a head that has just started: its job agent is not up yet
-                continue
-            if f"{submission_id(run_id)} already exists" not in str(error):
-                raise
-            raise JobExistsError(f"run '{run_id}': Ray job {submission_id(run_id)} exists already on {address}; "
-                                 f"submit with another --run-id", submission_id(run_id)) from None
+    try:
+        return client.submit_job(
+            entrypoint=entrypoint, submission_id=submission_id(run_id),
+            runtime_env={"working_dir": str(working_dir), "excludes": WORKING_DIR_EXCLUDES},
+            metadata={"foldflow_run_id": run_id})
+    except RuntimeError as error:
+        if f"{submission_id(run_id)} already exists" not in str(error):
+            raise
+        raise JobExistsError(f"run '{run_id}': Ray job {submission_id(run_id)} exists already on {address}; "
+                             f"submit with another --run-id", submission_id(run_id)) from None
 
 
 def job_state(address: str, run_id: str, log_lines: int = 5) -> tuple[str, str] | None:
