@@ -21,8 +21,9 @@ import pyarrow.parquet as pq
 
 from foldflow.viewer import three_dmol_js
 
-STAGE_COLOURS = {"msa": "#4c72b0", "templates": "#8172b3", "features": "#64b5cd", "model": "#dd8452",
-                 "relax": "#55a868", "output": "#937860"}
+# The timeline's colours, one per stage in the order the summary's started_<stage> columns give them (the
+# workflow's: :attr:`foldflow.flow.workflow.Workflow.labels`).
+STAGE_PALETTE = ["#4c72b0", "#8172b3", "#64b5cd", "#dd8452", "#55a868", "#937860", "#da8bc3", "#8c8c8c"]
 TABLE_COLUMNS = ["target_id", "status", "length", "chains", "mean_plddt", "ptm", "iptm", "ranking_confidence",
                  "pdockq", "interface_pae", "msa_depth", "templates", "model", "cached", "attempts"]
 # AlphaFold's pLDDT colours: > 90 dark blue, 70-90 light blue, 50-70 yellow, < 50 orange.
@@ -78,9 +79,10 @@ def _cell(value) -> str:
 
 def timeline_png(table: pd.DataFrame) -> bytes | None:
     """The stage timeline as a Gantt chart: one row per target, one bar per stage it went through."""
+    stages = [column.removeprefix("started_") for column in table.columns if column.startswith("started_")]
+    colours = dict(zip(stages, STAGE_PALETTE * (len(stages) // len(STAGE_PALETTE) + 1)))
     spans = [(row.target_id, stage, row[f"started_{stage}"], row[f"ended_{stage}"])
-             for _, row in table.iterrows() for stage in STAGE_COLOURS
-             if f"started_{stage}" in table and pd.notna(row.get(f"started_{stage}"))]
+             for _, row in table.iterrows() for stage in stages if pd.notna(row.get(f"started_{stage}"))]
     if not spans:
         return None
     import matplotlib
@@ -93,12 +95,12 @@ def timeline_png(table: pd.DataFrame) -> bytes | None:
     fig, ax = plt.subplots(figsize=(8, 0.35 * len(targets) + 1.2))
     for target, stage, began, ended in spans:
         ax.broken_barh([(began - start, max(ended - began, 0.05))], (targets.index(target) - 0.4, 0.8),
-                       color=STAGE_COLOURS[stage])
+                       color=colours[stage])
     ax.set(yticks=range(len(targets)), yticklabels=targets, xlabel="seconds since the run's first step",
            title="Stage timeline")
     ax.invert_yaxis()
     used = {s[1] for s in spans}
-    ax.legend(handles=[matplotlib.patches.Patch(color=c, label=s) for s, c in STAGE_COLOURS.items() if s in used],
+    ax.legend(handles=[matplotlib.patches.Patch(color=c, label=s) for s, c in colours.items() if s in used],
               fontsize="small", loc="lower right")
     fig.tight_layout()
     buffer = io.BytesIO()

@@ -1,22 +1,22 @@
 """The per-target workflow as plain functions: no Ray, every dependency an argument.
 
-* :func:`prepare_target`: alignments of each distinct chain (from the engines,
-  through the store), templates, depth statistics and features (monomer or
-  complex);
+* :func:`align_chain` and :func:`chain_templates`: one distinct chain's
+  alignments (from the engines, through the store) and templates;
+* :func:`target_features`: the features of the target (monomer or complex);
 * :func:`predict_target`: one prediction (model and seed), padded to the
   target's length bucket, with what XLA compiled and the parameters' load time;
 * :func:`relax_target`: Amber relaxation of the best (or every) prediction;
 * :func:`write_outputs` / :func:`failed_result`: the target's folder and its
   :class:`~foldflow.results.TargetResult`.
 
-The stage workers of :mod:`foldflow.flow.workers` call them, in Ray actors or in this process.
+The step functions of :mod:`foldflow.flow.workers` call them, in Ray actors or in this process.
 """
 
 from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,26 +33,43 @@ from foldflow.relax import Relaxed
 from foldflow.results import RunObservations, ScienceResult, TargetResult
 from foldflow.scoring import chain_mean_plddt, interface_scores
 from foldflow.steps import StepCache, features_key, prediction_key, relax_key, templates_key
-from foldflow.targets import Target, chain_id
+from foldflow.targets import Target
 from foldflow.templates import TemplateSearch
 
 Span = tuple[float, float]  # epoch seconds: start, end
 
 
 @dataclass
-class PreparedTarget:
-    """Alignments and templates and what is known about them; the features travel separately (large)."""
+class ChainAlignments:
+    """One distinct chain's alignments: every database's, or the files given for the chain."""
 
-    msas: dict[str, list[Alignment]]  # chain id -> its alignments, for each distinct chain (first occurrence)
-    msa_source: str  # the engine that gave the alignments ("pyhmmer", "precomputed", ...)
-    msa_depths: dict[str, int]  # database (a complex: "<chain>_<database>") -> rows
-    feature_msa_depth: int
-    features_key: str
-    template_hits: dict[str, str]  # chain id -> template hits (hmmsearch Stockholm or hhsearch .hhr)
-    templates: int  # templates the models that use templates see (at most 4 per chain)
-    template_hits_file: str  # AlphaFold's name for the hits: pdb_hits.sto or pdb_hits.hhr
+    source: str  # the engine(s) that gave them ("pyhmmer", "precomputed", ...)
+    alignments: list[tuple[str, Alignment]]  # (store key, alignment)
     computed: dict[str, int]  # step kind -> results computed (not found in the store)
-    spans: dict[str, Span]
+    span: Span
+
+
+@dataclass
+class ChainTemplates:
+    """One distinct chain's template search (from its uniref90 alignment); its features travel separately."""
+
+    key: str | None  # None: the chain has no uniref90 Stockholm alignment to search with
+    hits: str  # hmmsearch Stockholm or hhsearch .hhr
+    found: int
+    hits_file: str  # AlphaFold's name for the hits: pdb_hits.sto or pdb_hits.hhr
+    computed: dict[str, int]
+    span: Span
+
+
+@dataclass
+class TargetFeatures:
+    """What is known of a target's features; the arrays travel separately (:class:`Features`)."""
+
+    key: str
+    msa_depth: int  # rows of the feature MSA
+    templates: int  # templates the models that use templates see (at most 4 per chain)
+    computed: dict[str, int]
+    span: Span
 
 
 @dataclass
@@ -98,8 +115,9 @@ class Placement:
 class Placed:
     """A step's record with where it ran."""
 
-    record: PreparedTarget | PredictedModel | RelaxedTarget | TargetResult
+    record: ChainAlignments | ChainTemplates | TargetFeatures | PredictedModel | RelaxedTarget | TargetResult
     placement: Placement
+    shared: bool = False  # computed for another target in flight with the same chain (its counts are not ours)
 
 
 # AlphaFold's templates per chain that reach the model (alphafold.data.feature_processing.MAX_TEMPLATES;
@@ -107,19 +125,22 @@ class Placed:
 MODEL_TEMPLATES = 4
 
 
-def _chain_alignments(chain: Target, engines: Sequence[MsaEngine], cache: StepCache,
-                      pairing: bool) -> tuple[str, list[tuple[str, Alignment]]]:
-    """(engine names, [(key, alignment)]) for one chain: the files given for it when an engine that reads
-    given files has them, else every search engine's databases (each search through the store)."""
+def align_chain(chain: Target, pairing: bool, engines: Sequence[MsaEngine], cache: StepCache) -> ChainAlignments:
+    """One chain's alignments: the files given for it when an engine that reads given files has them, else
+    every search engine's databases (each search through the store). With ``pairing`` (a heteromer's chain)
+    the UniProt alignment for species pairing too."""
+    start = time.time()
     for engine in (e for e in engines if not e.stores_results):
         if steps := engine.plan(chain, pairing):
-            return engine.name, [(step.key, step.compute()) for step in steps]
+            return ChainAlignments(engine.name, [(step.key, step.compute()) for step in steps], {},
+                                   (start, time.time()))
     planned = [(engine.name, step) for engine in engines if engine.stores_results
                for step in engine.plan(chain, pairing)]
     if not planned:
         raise FileNotFoundError(f"target '{chain.id}': no precomputed MSA")
-    names = "+".join(sorted({name for name, _ in planned}))
-    return names, [(step.key, cache.alignment(step.key, step.compute)) for _, step in planned]
+    alignments = [(step.key, cache.alignment(step.key, step.compute)) for _, step in planned]
+    return ChainAlignments("+".join(sorted({name for name, _ in planned})), alignments, cache.take_counts(),
+                           (start, time.time()))
 
 
 def run_chains(targets: Sequence[Target]) -> list[tuple[str, bool]]:
@@ -127,19 +148,20 @@ def run_chains(targets: Sequence[Target]) -> list[tuple[str, bool]]:
     chain): what an engine that batches queries searches ahead of time."""
     chains: dict[str, bool] = {}
     for target in targets:
-        pairing = len(set(target.chains)) > 1
         for sequence in target.chains:
-            chains[sequence] = chains.get(sequence, False) or pairing
+            chains[sequence] = chains.get(sequence, False) or target.pairing
     return list(chains.items())
 
 
-def _chain_templates(sequence: str, alignments: list[tuple[str, Alignment]], search: TemplateSearch,
-                     cache: StepCache, settings: TemplateConfig) -> tuple[str, FeatureDict, str, int] | None:
-    """(key, template features, hits, templates found) from the chain's uniref90 alignment, as AlphaFold
-    2.3 searches them; None when the chain has no uniref90 Stockholm alignment to build the HMM from."""
-    uniref90 = next(((key, a) for key, a in alignments if a.database == "uniref90" and a.format == "sto"), None)
+def chain_templates(sequence: str, alignments: ChainAlignments, search: TemplateSearch, cache: StepCache,
+                    settings: TemplateConfig) -> tuple[ChainTemplates, FeatureDict | None]:
+    """The chain's templates from its uniref90 alignment, as AlphaFold 2.3 searches them, and their
+    features (None when the chain has no uniref90 Stockholm alignment to build the HMM from)."""
+    start = time.time()
+    uniref90 = next(((key, a) for key, a in alignments.alignments if a.database == "uniref90" and a.format == "sto"),
+                    None)
     if uniref90 is None:
-        return None
+        return ChainTemplates(None, "", 0, search.hits_file, {}, (start, time.time())), None
     key = templates_key(uniref90[0], settings, search.engine, search.version)
 
     def compute() -> dict:
@@ -149,65 +171,43 @@ def _chain_templates(sequence: str, alignments: list[tuple[str, Alignment]], sea
 
     arrays = dict(cache.arrays("templates", key, compute))
     hits, found = str(arrays.pop("hits_sto")), int(arrays.pop("templates_found"))
-    return key, arrays, hits, found
+    return ChainTemplates(key, hits, found, search.hits_file, cache.take_counts(), (start, time.time())), arrays
 
 
-def prepare_target(target: Target, engines: Sequence[MsaEngine], templates: TemplateSearch | None,
-                   cache: StepCache, settings: MsaConfig) -> tuple[PreparedTarget, Features]:
-    """Alignments and templates of each distinct chain, and the features of the target (monomer or
-    complex), each from the store when it has them. A homomer's chain is searched once."""
+def target_features(target: Target, alignments: Sequence[ChainAlignments], templates: Sequence[ChainTemplates],
+                    template_features: Sequence[FeatureDict | None], cache: StepCache,
+                    settings: MsaConfig) -> tuple[TargetFeatures, Features]:
+    """The target's features (monomer or complex) from its distinct chains' alignments and templates (in
+    :attr:`Target.distinct_chains` order; no templates when the search is off), from the store when it has them."""
     start = time.time()
-    distinct: dict[str, str] = {}  # sequence -> the chain id of its first occurrence
-    for index, sequence in enumerate(target.chains):
-        distinct.setdefault(sequence, chain_id(index))
-    pairing = len(distinct) > 1  # AlphaFold-Multimer pairs MSAs by species only for heteromers
-    found: dict[str, list[tuple[str, Alignment]]] = {}
-    sources = set()
-    for sequence, chain in distinct.items():
-        name = f"{target.id}/{chain}" if target.is_complex else target.id
-        source, found[sequence] = _chain_alignments(Target(name, target.description, sequence, target.source),
-                                                    engines, cache, pairing)
-        sources.add(source)
-    searched = time.time()
-    chain_templates = {sequence: _chain_templates(sequence, found[sequence], templates, cache, settings.templates)
-                       if templates is not None else None for sequence in distinct}
-    templated = time.time()
-    alignment_keys = [key for sequence in distinct for key, _ in found[sequence]]
-    template_keys = [t[0] for t in chain_templates.values() if t is not None]
-    key = features_key(target.sequence, alignment_keys, settings.deduplicate, template_keys)
+    sequences = list(target.distinct_chains.values())
+    found = dict(zip(sequences, alignments))
+    chain_templates_ = dict(zip(sequences, zip(templates, template_features)))
+    alignment_keys = [key for a in alignments for key, _ in a.alignments]
+    key = features_key(target.sequence, alignment_keys, settings.deduplicate, [t.key for t in templates if t.key])
 
     def monomer_alignments(sequence: str) -> list[Alignment]:
-        return [a for _, a in found[sequence] if a.database != "uniprot"]
+        return [a for _, a in found[sequence].alignments if a.database != "uniprot"]
 
-    def template_features(sequence: str) -> FeatureDict | None:
-        return chain_templates[sequence][1] if chain_templates[sequence] is not None else None
+    def template_arrays(sequence: str) -> FeatureDict | None:
+        return chain_templates_[sequence][1] if sequence in chain_templates_ else None
 
     def build() -> FeatureDict:
         if not target.is_complex:
             return build_features(target.sequence, QUERY_NAME, monomer_alignments(target.sequence),
-                                  settings.deduplicate, template_features(target.sequence))
+                                  settings.deduplicate, template_arrays(target.sequence))
         from foldflow.complex_features import ChainInput, build_complex_features
 
         return build_complex_features([
             ChainInput(sequence, QUERY_NAME, monomer_alignments(sequence),
-                       next((a for _, a in found[sequence] if a.database == "uniprot"), None),
-                       template_features(sequence))
+                       next((a for _, a in found[sequence].alignments if a.database == "uniprot"), None),
+                       template_arrays(sequence))
             for sequence in target.chains], settings.deduplicate)
 
     features = cache.features(key, build)
-    depths = {(f"{distinct[sequence]}_{a.database}" if target.is_complex else a.database): a.depth
-              for sequence in distinct for _, a in found[sequence]}
-    prepared = PreparedTarget(
-        msas={distinct[sequence]: [a for _, a in found[sequence]] for sequence in distinct},
-        msa_source="+".join(sorted(sources)), msa_depths=depths, feature_msa_depth=msa_depth(features),
-        features_key=key,
-        template_hits={distinct[s]: t[2] for s, t in chain_templates.items() if t is not None},
-        templates=sum(min(t[3], MODEL_TEMPLATES) for s in target.chains
-                      if (t := chain_templates[s]) is not None),
-        template_hits_file=templates.hits_file if templates is not None else "",
-        computed=cache.take_counts(),
-        spans={"msa": (start, searched), "templates": (searched, templated), "features": (templated, time.time())})
-    return prepared, Features(key, features)
+    seen = sum(min(chain_templates_[s][0].found, MODEL_TEMPLATES) for s in target.chains if s in chain_templates_)
+    return (TargetFeatures(key, msa_depth(features), seen, cache.take_counts(), (start, time.time())),
+            Features(key, features))
 
 
 def predict_target(target: Target, features: Features, runner: str, model: Callable[[], Model], cache: StepCache,
@@ -261,11 +261,45 @@ def _seconds(spans: dict[str, Span]) -> dict[str, float]:
     return {stage: end - start for stage, (start, end) in spans.items()}
 
 
-def _model_span(predicted: Sequence[PredictedModel]) -> Span:
-    return min(p.span[0] for p in predicted), max(p.span[1] for p in predicted)
+def _span(spans: Sequence[Span]) -> Span:
+    return min(s[0] for s in spans), max(s[1] for s in spans)
 
 
-def alphafold_timings(prepared: PreparedTarget, predicted: Sequence[PredictedModel],
+@dataclass
+class Preparation:
+    """What a target's alignment, template and features records say, for its folder and summary."""
+
+    msas: dict[str, list[Alignment]]  # chain id -> its alignments, for each distinct chain
+    msa_source: str
+    msa_depths: dict[str, int]  # database (a complex: "<chain>_<database>") -> rows
+    template_hits: dict[str, str]  # chain id -> template hits
+    template_hits_file: str
+    spans: dict[str, Span]
+
+    @classmethod
+    def of(cls, target: Target, alignments: Mapping[str, Placed], templates: Mapping[str, Placed],
+           features: Placed | None) -> Preparation:
+        """From the records so far, by chain id (a failed target may lack some)."""
+        found: dict[str, ChainAlignments] = {chain: p.record for chain, p in alignments.items()}
+        searched: dict[str, ChainTemplates] = {chain: p.record for chain, p in templates.items()}
+        spans = {stage: _span([p.record.span for p in records.values()])
+                 for stage, records in (("msa", alignments), ("templates", templates)) if records}
+        return cls(msas={chain: [a for _, a in found[chain].alignments] for chain in found},
+                   msa_source="+".join(sorted({a.source for a in found.values()})),
+                   msa_depths={(f"{chain}_{a.database}" if target.is_complex else a.database): a.depth
+                               for chain in found for _, a in found[chain].alignments},
+                   template_hits={chain: t.hits for chain, t in searched.items() if t.key is not None},
+                   template_hits_file=next((t.hits_file for t in searched.values()), ""),
+                   spans={**spans, **({"features": features.record.span} if features else {})})
+
+
+def computed_counts(records: Sequence[Placed]) -> Counter:
+    """What these records computed (not found in the store), by step kind; a result shared from another
+    target's step counts there."""
+    return sum((Counter(p.record.computed) for p in records if not p.shared), Counter())
+
+
+def alphafold_timings(prepared: Preparation, predicted: Sequence[PredictedModel],
                       relaxed: RelaxedTarget | None) -> dict[str, float]:
     """timings.json as run_alphafold writes it: features, then per prediction process_features_<name>
     and predict_and_compile_<name>, then relax_<name>."""
@@ -280,14 +314,16 @@ def alphafold_timings(prepared: PreparedTarget, predicted: Sequence[PredictedMod
     return timings
 
 
-def write_outputs(target: Target, prepared: Placed, predicted: Sequence[Placed], relaxed: Placed | None,
-                  out_dir: Path, config: RunConfig, attempts: int) -> TargetResult:
-    """Write the target's folder (AlphaFold's layout) and return its summary record."""
+def write_outputs(target: Target, alignments: Mapping[str, Placed], templates: Mapping[str, Placed],
+                  features: Placed, predicted: Sequence[Placed], relaxed: Placed | None, out_dir: Path, config: RunConfig,
+                  attempts: int) -> TargetResult:
+    """Write the target's folder (AlphaFold's layout) from its steps' records and return its summary record."""
     start = time.time()
-    ready: PreparedTarget = prepared.record
+    ready = Preparation.of(target, alignments, templates, features)
+    built: TargetFeatures = features.record
     models: list[PredictedModel] = [p.record for p in predicted]
     relax: RelaxedTarget | None = relaxed.record if relaxed else None
-    spans = {**ready.spans, "model": _model_span(models), **({"relax": relax.span} if relax else {})}
+    spans = {**ready.spans, "model": _span([m.span for m in models]), **({"relax": relax.span} if relax else {})}
     compiles = CompileStats()
     for m in models:
         compiles.add(m.compiles)
@@ -301,8 +337,8 @@ def write_outputs(target: Target, prepared: Placed, predicted: Sequence[Placed],
         config.model.uses_random_params, config.plots)
     best = ranked(models)[0]
     spans["output"] = (start, time.time())
-    counts = (ready.computed, *(m.computed for m in models), *((relax.computed,) if relax else ()))
-    computed = sum((Counter(c) for c in counts), Counter())
+    computed = computed_counts([*alignments.values(), *templates.values(), features, *predicted,
+                                *((relaxed,) if relaxed else ())])
     best_relaxed = relax.relaxed.get(best.name) if relax else None
     prediction = best.prediction
     interface = interface_scores(prediction)
@@ -310,7 +346,7 @@ def write_outputs(target: Target, prepared: Placed, predicted: Sequence[Placed],
         target_id=target.id, length=target.length, status="ok",
         science=ScienceResult(
             sequence_hash=target.sequence_hash, chains=len(target.chains), msa_source=ready.msa_source,
-            msa_depth=ready.feature_msa_depth, templates=ready.templates,
+            msa_depth=built.msa_depth, templates=built.templates,
             model=best.name, ranking_confidence=prediction.ranking_confidence,
             mean_plddt=prediction.mean_plddt, ptm=prediction.ptm, iptm=prediction.iptm,
             chain_plddt=chain_mean_plddt(prediction),
@@ -330,21 +366,20 @@ def write_outputs(target: Target, prepared: Placed, predicted: Sequence[Placed],
             relaxations=computed.get("relax", 0), cached=not computed,
             attempts=attempts, xla_compiles=compiles.compiles, xla_cache_hits=compiles.cache_hits,
             xla_compile_seconds=compiles.seconds, params_load_seconds=load_seconds,
-            model_worker=predicted[0].placement.pid, msa_node=prepared.placement.node,
+            model_worker=predicted[0].placement.pid, msa_node=features.placement.node,
             model_node=predicted[0].placement.node, output_dir=str(folder),
             plots=sorted(p.name for p in folder.glob("*.png")), timings=_seconds(spans), stage_spans=spans))
 
 
-def failed_result(target: Target, error: str, prepared: Placed | None, attempts: int,
+def failed_result(target: Target, error: str, alignments: Mapping[str, Placed], attempts: int,
                   status: str = "failed") -> TargetResult:
-    """The record of a target that did not finish, with what is known of it."""
-    ready: PreparedTarget | None = prepared.record if prepared else None
+    """The record of a target that did not finish, with what is known of its alignments (by chain id)."""
+    ready = Preparation.of(target, alignments, {}, None) if alignments else None
     return TargetResult(
         target_id=target.id, length=target.length, status=status, error=error,
         science=ScienceResult(sequence_hash=target.sequence_hash, chains=len(target.chains),
                               msa_source=ready.msa_source if ready else None,
                               msa_depths=ready.msa_depths if ready else {}),
-        observed=RunObservations(attempts=attempts, msa_searches=(ready.computed.get("msa", 0) if ready else 0),
+        observed=RunObservations(attempts=attempts, msa_searches=computed_counts(list(alignments.values())).get("msa", 0),
                                  timings=_seconds(ready.spans) if ready else {},
                                  stage_spans=dict(ready.spans) if ready else {}))
-

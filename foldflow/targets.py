@@ -64,6 +64,24 @@ class Target:
     def sequence_hash(self) -> str:
         return sequence_hash(self.sequence)
 
+    @property
+    def distinct_chains(self) -> dict[str, str]:
+        """Chain id of each distinct sequence's first occurrence -> the sequence (a homomer's chain once)."""
+        first: dict[str, str] = {}
+        for index, sequence in enumerate(self.chains):
+            first.setdefault(sequence, chain_id(index))
+        return {chain: sequence for sequence, chain in first.items()}
+
+    @property
+    def pairing(self) -> bool:
+        """Its chains' MSAs are paired by species: AlphaFold-Multimer pairs only a heteromer's."""
+        return len(set(self.chains)) > 1
+
+    def chain(self, chain: str) -> Target:
+        """One distinct chain as a target of its own, named ``<id>/<chain>`` in a complex."""
+        return Target(f"{self.id}/{chain}" if self.is_complex else self.id, self.description,
+                      self.distinct_chains[chain], self.source)
+
 
 @dataclass(frozen=True)
 class InvalidTarget:

@@ -55,6 +55,26 @@ def small_run_config(store, **pipeline) -> RunConfig:
                      pipeline={"progress": False, **pipeline})
 
 
+def prepare(msa, target):
+    """The MSA pool's steps for one target, in order, on ``msa`` (a :class:`~foldflow.flow.workers.MsaResident`):
+    each distinct chain's alignments and templates, then the features. Returns (what the records say,
+    the features step's record, the features)."""
+    from foldflow.flow import workers
+    from foldflow.stages import Preparation
+
+    worker = workers.Worker(msa)
+    chains = list(target.distinct_chains)
+    aligned = {c: worker.run(workers.align, workers.StepJob(target, c))[0] for c in chains}
+    templates, template_features = {}, []
+    if msa.templates is not None:
+        for c in chains:
+            templates[c], arrays = worker.run(workers.search_templates, workers.StepJob(target, c, {"align": aligned[c]}))
+            template_features.append(arrays)
+    inputs = {"align": aligned, **({"templates": templates} if templates else {})}
+    built, features = worker.run(workers.make_features, workers.StepJob(target, None, inputs), *template_features)
+    return Preparation.of(target, aligned, templates, built), built.record, features
+
+
 # What a test module not marked ray gets as RAY_ADDRESS (inherited by the processes it starts): foldflow
 # would join that cluster (PipelineConfig.cluster_address), and ray.init rejects the address at once.
 NO_RAY_ADDRESS = "no-ray-in-a-module-not-marked-ray"

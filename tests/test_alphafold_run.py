@@ -172,12 +172,20 @@ def test_progress_is_reported_per_stage_as_json_lines(run):
     tmp_path, _ = run
     events = progress_events((tmp_path / "first.stderr").read_text())
     final = {event["stage"]: event["counts"] for event in events}  # each stage's counts after its last event
-    assert final == {"msa+features": {"total": 3, "done": 3}, "model": {"total": 15, "done": 15},
-                     "relax": {"total": 3, "done": 3}, "output": {"total": 3, "done": 3}}
+    # per distinct chain: mono5y2e's, the homodimer's and the heterodimer's two (SIGNATURE twice: searched for
+    # pairing in the heterodimer only); the homodimer's SIGNATURE runs after the heterodimer's (longest first,
+    # one MSA actor), which searched every database it needs: it is found in the store
+    chain_steps = {"total": 4, "done": 3, "cached": 1}
+    assert final == {"msa": chain_steps, "templates": chain_steps, "features": {"total": 3, "done": 3},
+                     "model": {"total": 15, "done": 15}, "relax": {"total": 3, "done": 3},
+                     "output": {"total": 3, "done": 3}}
     states: dict = {}
     for event in events:
         states.setdefault((event["target"], event["stage"], event["item"]), []).append(event["state"])
-    assert len(states) == 3 + 15 + 3 + 3 and all(s == ["queued", "running", "done"] for s in states.values())
+    assert len(states) == 4 + 4 + 3 + 15 + 3 + 3
+    assert all(s in (["queued", "running", "done"], ["queued", "running", "cached"]) for s in states.values())
+    assert [key for key, s in states.items() if s[-1] == "cached"] == [("homodimer", "msa", "A"),
+                                                                      ("homodimer", "templates", "A")]
     assert {e["run_id"] for e in events} == {"first"}
 
 
@@ -186,7 +194,8 @@ def test_a_second_run_computes_nothing(run):
     second = run_cli(tmp_path, "second")
     assert second.returncode == 0, second.stderr[-3000:]
     final = {event["stage"]: event["counts"] for event in progress_events(second.stderr)}
-    assert final["model"] == {"total": 15, "cached": 15} and final["msa+features"] == {"total": 3, "cached": 3}
+    assert final["model"] == {"total": 15, "cached": 15} and final["msa"] == {"total": 4, "cached": 4}
+    assert final["features"] == {"total": 3, "cached": 3}
     table = pq.read_table(tmp_path / "out" / "summary.parquet").to_pandas()
     assert table["cached"].all()
     assert (table[["msa_searches", "template_searches", "model_calls", "relaxations"]] == 0).all().all()

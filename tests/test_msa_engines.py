@@ -31,10 +31,10 @@ from foldflow.alignment import QUERY_NAME
 from foldflow.msa.databases import read_fasta
 from foldflow.msa.hhblits import HHblitsEngine
 from foldflow.msa.mmseqs import MMseqs2Engine
-from foldflow.flow.workers import MsaStage, StepJob
+from foldflow.flow.workers import MsaResident
 from foldflow.stages import run_chains
 from foldflow.targets import Target
-from conftest import ROOT, debian_binary
+from conftest import ROOT, debian_binary, prepare
 from reference.colabfold_search import mmseqs_search_monomer
 
 DEMO = {name: sequence for name, _, sequence in read_fasta(ROOT / "examples" / "demo.fasta")}
@@ -231,9 +231,9 @@ def test_mmseqs_batches_skip_chains_already_stored(databases, tmp_path):
     database = DatabaseConfig(name="uniref30", path=databases["uniref30"], engine="mmseqs2")
     config = MsaConfig(databases=[database], pairing_database=None, templates=TemplateConfig(enabled=False))
     first, second = list(DEMO.values())[:2]
-    MsaStage(config, str(tmp_path / "store"), upcoming=[(first, False)]).prepare(StepJob(Target("a", "", first, "test")))
-    stage = MsaStage(config, str(tmp_path / "store"), upcoming=[(second, False), (first, False)])
-    stage.prepare(StepJob(Target("b", "", second, "test")))
+    prepare(MsaResident(config, str(tmp_path / "store"), upcoming=[(first, False)]), Target("a", "", first, "test"))
+    stage = MsaResident(config, str(tmp_path / "store"), upcoming=[(second, False), (first, False)])
+    prepare(stage, Target("b", "", second, "test"))
     assert stage.info()["mmseqs_queries"] == 1
 
 
@@ -279,15 +279,15 @@ def test_complex_chains_are_paired_from_mmseqs_uniprot_hits(databases, logged_mm
                        pairing_database=DatabaseConfig(name="uniprot", path=databases["uniprot"], engine="mmseqs2"),
                        templates=TemplateConfig(enabled=False))
     target = Target("heterodimer", "", f"{WALKER_A}:{SIGNATURE}", "test")
-    stage = MsaStage(config, str(tmp_path / "store"), upcoming=run_chains([target]))
-    placed, features = stage.prepare(StepJob(target))
-    assert placed.record.msa_source == "mmseqs2"
+    stage = MsaResident(config, str(tmp_path / "store"), upcoming=run_chains([target]))
+    prepared, _, features = prepare(stage, target)
+    assert prepared.msa_source == "mmseqs2"
     assert stage.info()["mmseqs_calls"] == 2, "one call per database for both chains"
 
     names = uniprot_names(BUNDLED_DB_DIR / "uniprot_mini.fasta")
     reference = [renamed(a3m, names) for a3m in
                  colabfold_a3ms(logged_mmseqs, [WALKER_A, SIGNATURE], databases["uniprot"], tmp_path / "colabfold")]
-    ours = [next(a for a in placed.record.msas[chain] if a.database == "uniprot") for chain in ("A", "B")]
+    ours = [next(a for a in prepared.msas[chain] if a.database == "uniprot") for chain in ("A", "B")]
     assert [named_as_colabfold(alignment.text) for alignment in ours] == reference
 
     paired = species_paired_rows(reference)
@@ -302,9 +302,8 @@ def test_complex_chains_are_paired_from_mmseqs_uniprot_hits(databases, logged_mm
 def test_features_hold_every_engines_rows(databases, tmp_path):
     """The three engines' alignments all reach the features: their depth is the number of distinct aligned
     rows over the alignments (AlphaFold's make_msa_features keeps the first of identical rows)."""
-    stage = MsaStage(three_engine_config(databases), str(tmp_path / "store"))
-    placed, features = stage.prepare(StepJob(Target("t", "", QUERY, "test")))
-    prepared = placed.record
+    stage = MsaResident(three_engine_config(databases), str(tmp_path / "store"))
+    prepared, built, features = prepare(stage, Target("t", "", QUERY, "test"))
     assert prepared.msa_source == "hhblits+mmseqs2+pyhmmer"
     rows = set()
     for alignment in prepared.msas["A"]:
@@ -312,7 +311,7 @@ def test_features_hold_every_engines_rows(databases, tmp_path):
         assert msa.sequences[0] == QUERY, alignment.database
         rows.update(msa.sequences)
     assert len(prepared.msas["A"]) == 4 and all(prepared.msa_depths[db] >= 2 for db in ("bfd", "uniref30"))
-    assert prepared.feature_msa_depth == int(features.arrays["num_alignments"][0]) == len(rows)
+    assert built.msa_depth == int(features.arrays["num_alignments"][0]) == len(rows)
 
 
 def test_databases_check_names_a_broken_database(databases, tmp_path):

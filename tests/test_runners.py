@@ -1,4 +1,5 @@
-"""The stage functions without Ray give the Ray pipeline's bytes; renamed records recompute nothing."""
+"""The in-process runner writes the Ray pipeline's bytes, for a monomer and complexes with relaxation; a chain
+two complexes in flight share is searched once; renamed records recompute nothing."""
 
 import re
 
@@ -10,6 +11,12 @@ from conftest import DEMO_FASTA, small_run_config
 from test_runs import files_without_timings, ledger
 
 pytestmark = [pytest.mark.slow, pytest.mark.ray]
+
+WALKER_A = "YKGEIFALLGASGCGKSTLLRMLAGFEQPS"  # E. coli PotA residues 43-72 (tests/data/multimer)
+SIGNATURE = "HQLSGGQRQRVALARSLAKRPKLL"  # PotA residues 148-171
+TRP_CAGE = "NLYIQWLKDGGPSSGRPPPS"  # PDB 1L2Y
+# Both heterodimers have SIGNATURE: admitted together, their searches of it are one
+COMPLEXES = f">walker\n{WALKER_A}:{SIGNATURE}\n>cage\n{SIGNATURE}:{TRP_CAGE}\n"
 
 
 def target_files(folder, target_id):
@@ -26,13 +33,19 @@ def two_targets(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def both_runners(tmp_path_factory, two_targets):
-    """The two targets predicted by each runner, in separate stores: both compute everything."""
+    """A monomer and two heterodimers with a chain in common, each runner in its own store (both compute
+    everything), the best prediction relaxed; on Ray two MSA actors, so the shared chain's searches would
+    run side by side if the scheduler did not run them once."""
     work = tmp_path_factory.mktemp("runners")
+    fasta = work / "targets.fasta"
+    fasta.write_text(two_targets.read_text().split(">HG003690_101")[0] + COMPLEXES)
     runs = {}
     for runner in ("in_process", "ray"):
-        config = small_run_config(work / f"store-{runner}")
-        config.pipeline.runner = runner
-        runs[runner] = foldflow.predict(two_targets, work / runner, config)
+        config = small_run_config(work / f"store-{runner}", runner=runner, msa_actors=2)
+        config.model.names = ["model_1_ptm", "model_1_multimer_v3"]
+        config.model.predictions_per_model = 1
+        config.relax.models_to_relax = "best"
+        runs[runner] = foldflow.predict(fasta, work / runner, config)
     return work, runs
 
 
@@ -40,13 +53,28 @@ def test_in_process_runner_writes_the_bytes_of_the_ray_pipeline(both_runners):
     work, runs = both_runners
     for run in runs.values():
         table = run.to_pandas()
-        assert run.ok and (table["msa_searches"] == 3).all() and (table["model_calls"] == 1).all()
-    for target_id in ("HG003690_137", "HG003690_101"):
+        assert run.ok and (table["model_calls"] == 1).all() and (table["relaxations"] == 1).all()
+    for target_id in ("HG003690_137", "walker", "cage"):
         in_process = target_files(work / "in_process", target_id)
         assert in_process == target_files(work / "ray", target_id), target_id
-        assert {"ranked_0.pdb", "ranked_0.cif", "msas/uniref90_hits.sto"} <= set(in_process)
+        assert {"ranked_0.pdb", "ranked_0.cif", "relaxed_model_1_ptm_pred_0.pdb"
+                if target_id == "HG003690_137" else "relaxed_model_1_multimer_v3_pred_0.pdb"} <= set(in_process)
+    assert {"msas/A/uniprot_hits.sto", "msas/B/uniprot_hits.sto"} <= set(target_files(work / "ray", "cage"))
     nodes = runs["ray"].to_pandas()["model_node"]
     assert (runs["in_process"].to_pandas()["model_node"] == "local").all() and (nodes != "local").all()
+
+
+def test_a_chain_two_complexes_in_flight_share_is_searched_once(both_runners):
+    work, runs = both_runners
+    for runner, run in runs.items():
+        searches = {key: counts for (kind, key), counts in ledger(Store(work / f"store-{runner}")).items()
+                    if kind == "msa"}
+        # uniref90, mgnify, bfd for 4 distinct chains (the monomer, WALKER_A, SIGNATURE, TRP_CAGE), uniprot for 3
+        assert len(searches) == 4 * 3 + 3, runner
+        assert all(counts == {"started": 1, "finished": 1} for counts in searches.values()), runner
+        table = run.to_pandas().set_index("target_id")
+        assert table["msa_searches"].sum() == len(searches), "a shared search counts once, for the target it ran for"
+        assert sorted(table["msa_searches"]) == [3, 4, 8], runner
 
 
 def test_renamed_records_recompute_nothing(tmp_path, two_targets, both_runners):

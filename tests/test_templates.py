@@ -433,16 +433,17 @@ def test_hhsearch_setup_problems_are_one_line(tmp_path):
 
 def test_alphafold_engine_searches_by_the_targets_kind(pdb70, tmp_path):
     """run_alphafold's choice: hhsearch of PDB70 for a monomer, hmmsearch of PDB seqres for a complex."""
-    from foldflow.flow.workers import MsaStage, StepJob
+    from conftest import prepare
+    from foldflow.flow.workers import MsaResident
     from foldflow.targets import Target
     from foldflow.templates import template_searches
 
     settings = TemplateConfig(engine="alphafold", pdb70=pdb70, pdb_seqres=SEQRES, mmcif_dir=MMCIF_DIR)
     assert {kind: search.engine for kind, search in template_searches(settings).items()} == {
         False: "hhsearch", True: "hmmsearch"}
-    stage = MsaStage(MsaConfig(templates=settings, pairing_database=None), str(tmp_path / "store"))
-    monomer, _ = stage.prepare(StepJob(Target("monomer", "", HOMOLOGUE, "test")))
-    homodimer, _ = stage.prepare(StepJob(Target("homodimer", "", f"{HOMOLOGUE}:{HOMOLOGUE}", "test")))
-    assert monomer.record.template_hits_file == "pdb_hits.hhr" and monomer.record.templates == 1
-    assert parsers.parse_hhr(monomer.record.template_hits["A"])[0].name.startswith("5y2e_A")
-    assert homodimer.record.template_hits_file == "pdb_hits.sto" and homodimer.record.templates == 2
+    stage = MsaResident(MsaConfig(templates=settings, pairing_database=None), str(tmp_path / "store"))
+    monomer, monomer_features, _ = prepare(stage, Target("monomer", "", HOMOLOGUE, "test"))
+    homodimer, homodimer_features, _ = prepare(stage, Target("homodimer", "", f"{HOMOLOGUE}:{HOMOLOGUE}", "test"))
+    assert monomer.template_hits_file == "pdb_hits.hhr" and monomer_features.templates == 1
+    assert parsers.parse_hhr(monomer.template_hits["A"])[0].name.startswith("5y2e_A")
+    assert homodimer.template_hits_file == "pdb_hits.sto" and homodimer_features.templates == 2

@@ -72,15 +72,15 @@ class SequenceDesigner:
 
 
 class Refolder:
-    """The refolding model resident (the prediction pipeline's model worker, :class:`ModelStage`); refolds
+    """The refolding model resident (the prediction pipeline's model pool's :class:`ModelResident`); refolds
     each designed sequence alone and applies the campaign's filters."""
 
     def __init__(self, config: DesignConfig, model: ModelConfig, store_uri: str):
-        from foldflow.flow.workers import ModelStage
+        from foldflow.flow.workers import ModelResident
 
         self.config = config
         self.settings = model
-        self.models = ModelStage(model, store_uri, [config.refold_model])
+        self.models = ModelResident(model, store_uri, [config.refold_model])
 
     def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
         from foldflow.design.refold import refold

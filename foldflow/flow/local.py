@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,8 @@ from foldflow.config import RunConfig
 from foldflow.errors import error_line
 from foldflow.flow.pools import WorkerPool
 from foldflow.flow.run import execute
-from foldflow.flow.workflow import POOL_LABELS, stage_workers
+from foldflow.flow.workers import Worker
+from foldflow.flow.workflow import PoolSpec, pool_specs
 from foldflow.results import TargetResult
 from foldflow.runs import RunBook, RunManifest
 from foldflow.stages import run_chains
@@ -36,10 +38,10 @@ class WorkerLost(RuntimeError):
 
 
 class LocalBackend:
-    def call(self, worker: Any, method: str, args: tuple) -> tuple[Done, Done]:
+    def call(self, worker: Worker, function: Callable, args: tuple) -> tuple[Done, Done]:
         args = tuple(self.get(a) if isinstance(a, Done) else a for a in args)  # payloads of earlier steps
         try:
-            record, payload = getattr(worker, method)(*args)
+            record, payload = worker.run(function, *args)
         except Exception as error:  # delivered when the scheduler reads the result, as on Ray
             return Done(error=error), Done()
         return Done(record), Done(payload)
@@ -64,16 +66,20 @@ def start_local(worker: Any) -> tuple[Any, None]:
     return worker, None
 
 
-class LocalPools:
-    """A run's pools in this process: one stage worker each (:func:`~foldflow.flow.workflow.stage_workers`),
-    called one step at a time."""
+def start_worker(spec: PoolSpec) -> tuple[Worker, None]:
+    """A pool's ``start_worker`` for a worker in this process: built (its resident objects loaded) now."""
+    return start_local(Worker(spec.resident()))
 
-    def __init__(self, builders: dict[str, Callable[[], Any]]):
+
+class LocalPools:
+    """A run's pools in this process (:func:`~foldflow.flow.workflow.pool_specs`), one worker each, called one
+    step at a time."""
+
+    def __init__(self, specs: dict[str, PoolSpec]):
         backend = LocalBackend()
-        self.backends = {name: backend for name in builders}
-        self.pools = {name: WorkerPool(POOL_LABELS[name], lambda build=build: start_local(build()), backend,
-                                       1, 1, 1, 0)
-                      for name, build in builders.items()}
+        self.backends = {name: backend for name in specs}
+        self.pools = {name: WorkerPool(spec.label, partial(start_worker, spec), backend, 1, 1, 1, 0)
+                      for name, spec in specs.items()}
 
     def stats(self) -> dict:
         return {}
@@ -87,6 +93,6 @@ def execute_in_process(manifest: RunManifest, config: RunConfig, book: RunBook) 
     @contextmanager
     def open_pools(todo: list[Target]) -> Iterator[LocalPools]:
         models = config.model.models_needed({t.is_complex for t in todo})
-        yield LocalPools(stage_workers(config, Path(manifest.out_dir), models, run_chains(todo)))
+        yield LocalPools(pool_specs(config, Path(manifest.out_dir), models, run_chains(todo)))
 
     return execute(manifest, config, book, open_pools)

@@ -3,7 +3,10 @@
 It only schedules: admission (at most ``max_in_flight`` targets between
 admission and their last step), dispatch to free workers (preferring a
 worker that has done similar work: its affinity, e.g. a compiled bucket),
-retries, pool growth and shrinking, cancellation, and the run records. The
+shared work (a step item whose share key is queued or running already, such
+as a chain two complexes in flight have in common, runs once and its record
+goes to every target waiting for it), retries, pool growth and shrinking,
+cancellation, and the run records. The
 pools and their :class:`Backend` (Ray actors, or in-process stand-ins) come
 from the caller, so the loop has fast tests without Ray.
 
@@ -20,7 +23,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable, Hashable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from foldflow.flow.pools import WorkerPool
@@ -37,8 +40,9 @@ POLL_SECONDS = 1.0
 class Backend(Protocol):
     """How a pool's workers are called: Ray actors, or plain objects in this process."""
 
-    def call(self, worker: Any, method: str, args: tuple) -> tuple[Any, Any]:
-        """Start ``worker.method(*args)``; handles of its (record, payload)."""
+    def call(self, worker: Any, function: Callable, args: tuple) -> tuple[Any, Any]:
+        """Start ``worker.run(function, *args)`` (a step's function on the worker's resident objects);
+        handles of its (record, payload)."""
 
     def ready(self, handles: list, timeout: float) -> list:
         """Handles that are done, waiting at most ``timeout`` seconds for one."""
@@ -58,8 +62,20 @@ class _TargetRun:
     attempts: int = 0
     generation: int = 0  # bumped on retry: results of an earlier attempt are dropped
     records: dict[tuple[str, str | None], Placed] = field(default_factory=dict)
-    payloads: dict[str, Any] = field(default_factory=dict)
-    pending: set = field(default_factory=set)  # (step, item) submitted or queued, not yet done
+    payloads: dict[tuple[str, str | None], Any] = field(default_factory=dict)
+    pending: set = field(default_factory=set)  # (step, item) submitted, queued or shared, not yet done
+
+    def live(self, generation: int, step: str, item: str | None) -> bool:
+        return generation == self.generation and (step, item) in self.pending
+
+
+@dataclass(frozen=True)
+class _Sharer:
+    """A target waiting for another target's call of the same work (a step's share key)."""
+
+    run: _TargetRun
+    generation: int
+    item: str | None  # the same work may be another item of this target (e.g. its chain B, another's A)
 
 
 @dataclass
@@ -88,6 +104,8 @@ class Scheduler:
         self.on_step = on_step  # (target id, step, item, state): queued, running, done, cached or failed
         self.waiting: dict[str, deque[tuple[_TargetRun, StepSpec, str | None]]] = {p: deque() for p in pools}
         self.calls: dict[Any, _Call] = {}  # record handle -> call
+        # Share key of each step item queued or running -> the other targets that wait for its result.
+        self.sharing: dict[Hashable, list[_Sharer]] = {}
         self.warm: dict[tuple[str, Any], set[Hashable]] = {}  # (pool, worker) -> affinities done
         self.workers_seen: dict[str, dict[int, str]] = {name: {} for name in pools}
         self.cancelled = False
@@ -113,9 +131,7 @@ class Scheduler:
                 self._start(run)
             self._dispatch()
             for handle in self._done():
-                finished = self._complete(handle)
-                if finished is not None:
-                    run, result = finished
+                for run, result in self._complete(handle):
                     active.remove(run)
                     results.append(result)
         return results
@@ -129,11 +145,19 @@ class Scheduler:
         for step in self.workflow.roots:
             self._enqueue(run, step)
 
-    def _enqueue(self, run: _TargetRun, step: StepSpec) -> None:
-        for item in self.workflow.items(step, run.target):
+    def _enqueue(self, run: _TargetRun, step: StepSpec, items: Iterable[str | None] | None = None) -> None:
+        """Queue the step's items (all, or ``items``); an item whose share key is queued or running already
+        waits for that call instead."""
+        for item in self.workflow.items(step, run.target) if items is None else items:
             run.pending.add((step.name, item))
-            self.waiting[step.pool].append((run, step, item))
             self.on_step(run.target.id, step.name, item, "queued")
+            key = self.workflow.share_key(step, run.target, item)
+            if key in self.sharing:
+                self.sharing[key].append(_Sharer(run, run.generation, item))
+                continue
+            if key is not None:
+                self.sharing[key] = []
+            self.waiting[step.pool].append((run, step, item))
 
     # -- dispatch -----------------------------------------------------------------------------------
     def _dispatch(self) -> None:
@@ -160,11 +184,13 @@ class Scheduler:
     def _submit(self, pool: str, worker: Any, run: _TargetRun, step: StepSpec, item: str | None) -> None:
         inputs = {}
         for name in step.inputs:
-            records = [run.records[(name, i)] for i in self.workflow.items(self.workflow.step(name), run.target)]
-            inputs[name] = records if self.workflow.step(name).per == "model" else records[0]
-        payloads = tuple(run.payloads[name] for name in step.payloads)
+            needed = self.workflow.needs(step, item, name, run.target)
+            one = self.workflow.step(name).per == "target" or needed == [(name, item)]
+            inputs[name] = run.records[needed[0]] if one else {key[1]: run.records[key] for key in needed}
+        payloads = tuple(run.payloads[key] for name in step.payloads
+                         for key in self.workflow.needs(step, item, name, run.target))
         job = StepJob(run.target, item, inputs, run.attempts)
-        record, payload = self.backends[pool].call(worker, step.name, (job, *payloads))
+        record, payload = self.backends[pool].call(worker, step.run, (job, *payloads))
         self.calls[record] = _Call(run, run.generation, step, item, worker, payload)
         self._set(run, step.status)
         self.on_step(run.target.id, step.name, item, "running")
@@ -183,59 +209,90 @@ class Scheduler:
             return self.backends[pool].ready(handles, POLL_SECONDS)
         return []
 
-    def _complete(self, handle: Any) -> tuple[_TargetRun, Any] | None:
-        """Record one finished call; returns (run, result) when its target is finished."""
+    def _complete(self, handle: Any) -> list[tuple[_TargetRun, Any]]:
+        """Record one finished call for its target and every target sharing it; returns (run, result) of
+        each target that is finished."""
         call = self.calls.pop(handle)
-        pool, run = call.step.pool, call.run
+        pool, run, step, item = call.step.pool, call.run, call.step, call.item
         self.pools[pool].release(call.worker)
+        key = self.workflow.share_key(step, run.target, item)
+        sharers = [s for s in self.sharing.pop(key, []) if s.run.live(s.generation, step.name, s.item)]
         backend = self.backends[pool]
         try:
             placed: Placed = backend.get(handle)
         except Exception as error:  # one target's failure never stops the batch
-            if call.generation != run.generation or not run.pending:
-                return None
-            return self._failed(run, error, backend)
-        if call.generation != run.generation or not run.pending:
-            return None  # an earlier attempt's result, or a target already finished
+            finished = []
+            if run.live(call.generation, step.name, item):
+                finished += self._failed(run, error, backend)
+            if sharers and backend.is_lost(error):  # the work may succeed elsewhere: the first sharer runs it
+                for sharer in sharers:
+                    self._enqueue(sharer.run, step, [sharer.item])
+            else:
+                for sharer in sharers:
+                    finished += self._failed(sharer.run, error, backend)
+            return finished
         self._saw(pool, placed)
-        run.records[(call.step.name, call.item)] = placed
-        run.payloads.setdefault(call.step.name, call.payload)
-        run.pending.discard((call.step.name, call.item))
+        receivers = [(run, item, placed)] if run.live(call.generation, step.name, item) else []
+        receivers += [(s.run, s.item, replace(placed, shared=True)) for s in sharers]
+        finished = []
+        for target_run, its_item, record in receivers:
+            result = self._record(target_run, call, its_item, record)
+            if result is not None:
+                finished.append((target_run, result))
+        return finished
+
+    def _record(self, run: _TargetRun, call: _Call, item: str | None, placed: Placed) -> Any:
+        """Enter the record of ``call`` as ``run``'s ``item`` of its step, and queue what it unblocks; the
+        target's result when the step was its last."""
+        step = call.step
+        run.records[(step.name, item)] = placed
+        run.payloads[(step.name, item)] = call.payload
+        run.pending.discard((step.name, item))
         computed = getattr(placed.record, "computed", None)
-        self.on_step(run.target.id, call.step.name, call.item,
-                     "cached" if computed is not None and not any(computed.values()) else "done")
-        affinity = self.workflow.affinity(call.step, run.target, call.item)
-        if affinity is not None:
-            self.warm.setdefault((pool, call.worker), set()).add(affinity)
-        if call.step is self.workflow.final:
+        self.on_step(run.target.id, step.name, item,
+                     "cached" if placed.shared or (computed is not None and not any(computed.values())) else "done")
+        affinity = self.workflow.affinity(step, run.target, item)
+        if affinity is not None and not placed.shared:
+            self.warm.setdefault((step.pool, call.worker), set()).add(affinity)
+        if step is self.workflow.final:
             run.pending.clear()
-            return run, self._finish(run, placed.record)
-        for dependent in self.workflow.dependents(call.step.name):
-            needed = [(name, i) for name in (*dependent.inputs, *dependent.after)
-                      for i in self.workflow.items(self.workflow.step(name), run.target)]
-            started = any(key[0] == dependent.name for key in (*run.pending, *run.records))
-            if not started and all(key in run.records for key in needed):
-                self._enqueue(run, dependent)
+            return self._finish(run, placed.record)
+        for dependent in self.workflow.dependents(step.name):
+            ready = [i for i in self.workflow.items(dependent, run.target)
+                     if (dependent.name, i) not in run.pending and (dependent.name, i) not in run.records
+                     and all(key in run.records for name in (*dependent.inputs, *dependent.after)
+                             for key in self.workflow.needs(dependent, i, name, run.target))]
+            if ready:
+                self._enqueue(run, dependent, ready)
         return None
 
-    def _failed(self, run: _TargetRun, error: Exception, backend: Backend) -> tuple[_TargetRun, Any] | None:
+    def _failed(self, run: _TargetRun, error: Exception, backend: Backend) -> list[tuple[_TargetRun, Any]]:
         text = backend.error_text(error)
         if backend.is_lost(error) and run.attempts < self.max_attempts:
             log.warning("target '%s': %s; retrying (attempt %d of %d)", run.target.id, text,
                         run.attempts + 1, self.max_attempts)
             self._drop_waiting(run)
             self._start(run)
-            return None
+            return []
         self._drop_waiting(run)
         for step, item in run.pending:
             self.on_step(run.target.id, step, item, "failed")
         run.pending.clear()
-        return run, self._finish(run, self.workflow.on_failure(run.target, text, run.records, run.attempts))
+        return [(run, self._finish(run, self.workflow.on_failure(run.target, text, run.records, run.attempts)))]
 
     def _drop_waiting(self, run: _TargetRun) -> None:
+        """Take the run's queued work off the queues; queued work other targets share passes to the first
+        of them that still waits for it, in the same place in the queue."""
         for waiting in self.waiting.values():
             for work in [w for w in waiting if w[0] is run]:
+                index = waiting.index(work)
                 waiting.remove(work)
+                _, step, item = work
+                key = self.workflow.share_key(step, run.target, item)
+                sharers = [s for s in self.sharing.pop(key, []) if s.run.live(s.generation, step.name, s.item)]
+                if sharers:
+                    self.sharing[key] = sharers[1:]
+                    waiting.insert(index, (sharers[0].run, step, sharers[0].item))
 
     def _finish(self, run: _TargetRun, result: Any) -> Any:
         self._set(run, result.status, error=result.error, result=result.to_record())

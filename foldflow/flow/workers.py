@@ -1,37 +1,44 @@
-"""Workers that hold a stage's resident objects and run its steps through :mod:`foldflow.stages`.
+"""What a pool's worker holds resident, the step functions that run on it, and the one worker class.
 
 Plain Python: the in-process runner uses them as they are; on Ray, one actor class
-(:class:`foldflow.pipeline.actors.StageActor`) builds any of them in its process and sets its
-:attr:`placement` to Ray's (node id). Every step method takes a :class:`StepJob` (plus the large inputs,
-passed by reference on Ray) and returns ``(Placed record, payload)``.
+(:class:`foldflow.pipeline.actors.StageActor`) builds a :class:`Worker` in its process and sets its
+:attr:`~Worker.placement` to Ray's (node id). Every step function takes the pool's resident objects and a
+:class:`StepJob` (plus the large results of earlier steps, passed by reference on Ray) and returns
+``(record, payload)``; :meth:`Worker.run` stamps the record with where it ran. Each computes through
+:mod:`foldflow.stages`.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from foldflow.config import ModelConfig, MsaConfig, RelaxConfig, RunConfig, runner_model
+from foldflow.features import FeatureDict
 from foldflow.models import load_model
 from foldflow.models.base import CompileStats, Model
 from foldflow.msa.registry import engines_for
-from foldflow.stages import (Features, Placed, Placement, predict_target, prepare_target, relax_target,
-                             write_outputs)
-from foldflow.templates import template_searches
+from foldflow.results import TargetResult
+from foldflow.stages import (ChainAlignments, ChainTemplates, Features, Placed, Placement, PredictedModel,
+                             RelaxedTarget, TargetFeatures, align_chain, chain_templates, predict_target,
+                             relax_target, target_features, write_outputs)
 from foldflow.steps import StepCache
 from foldflow.store import Store
 from foldflow.targets import Target
+from foldflow.templates import template_searches
 
 
 @dataclass
 class StepJob:
-    """One step of one target: the item (model name) for per-model steps, the records of its inputs."""
+    """One step of one target: the item (chain id, or prediction name) for per-chain and per-model steps,
+    and the records of its inputs (a per-chain or per-model input: item -> record)."""
 
     target: Target
     item: str | None = None
-    inputs: dict[str, Placed | list[Placed]] = field(default_factory=dict)
+    inputs: dict[str, Placed | Mapping[str, Placed]] = field(default_factory=dict)
     attempts: int = 1
 
 
@@ -45,20 +52,40 @@ def local_placement() -> Placement:
     return Placement(os.getpid(), "local")
 
 
-class _Worker:
-    # Where this worker runs, stamped on every record (a Ray actor sets Ray's).
-    placement: Callable[[], Placement] = staticmethod(local_placement)
+class Resident:
+    """A pool's resident objects (databases, parameters, compiled programs), loaded where its worker runs."""
 
     def warm(self) -> None:
         """Load resident state now; returns once the worker can take work."""
 
     def info(self) -> dict:
-        return {**process_info(), "node_id": self.placement().node}
+        """Facts for the run's records (load seconds, memory held, compiles)."""
+        return {}
 
 
-class MsaStage(_Worker):
-    """MSA engines and the template search (databases resident) and the store: alignments, templates
-    and features."""
+class Worker:
+    """Any pool's worker: its resident objects and the step functions it runs on them."""
+
+    # Where this worker runs, stamped on every record (a Ray actor sets Ray's).
+    placement: Callable[[], Placement] = staticmethod(local_placement)
+
+    def __init__(self, resident: Resident):
+        self.resident = resident
+
+    def warm(self) -> None:
+        self.resident.warm()
+
+    def info(self) -> dict:
+        return {**process_info(), "node_id": self.placement().node, **self.resident.info()}
+
+    def run(self, function: Callable[..., tuple[Any, Any]], job: StepJob, *payloads) -> tuple[Placed, Any]:
+        record, payload = function(self.resident, job, *payloads)
+        return Placed(record, self.placement()), payload
+
+
+# -- MSA pool: alignments, templates, features -------------------------------------------------------------
+class MsaResident(Resident):
+    """MSA engines and the template search (databases resident) and the store."""
 
     def __init__(self, config: MsaConfig, store_uri: str, shard_fan_out=None,
                  upcoming: Sequence[tuple[str, bool]] = ()):
@@ -79,19 +106,33 @@ class MsaStage(_Worker):
 
     def info(self) -> dict:
         facts = [engine.info() for engine in self.engines]
-        return {**super().info(),
-                **{name: sum(f.get(name, 0) for f in facts) for name in set().union(*facts)},
+        return {**{name: sum(f.get(name, 0) for f in facts) for name in set().union(*facts)},
                 "load_seconds": sum(f.get("load_seconds", 0.0) for f in facts),
                 "residues": sum(f.get("residues", 0) for f in facts)}
 
-    def prepare(self, job: StepJob) -> tuple[Placed, Features]:
-        templates = self.templates[job.target.is_complex] if self.templates else None
-        prepared, features = prepare_target(job.target, self.engines, templates, self.cache, self.config)
-        return Placed(prepared, self.placement()), features
+
+def align(msa: MsaResident, job: StepJob) -> tuple[ChainAlignments, None]:
+    """One distinct chain's alignments."""
+    return align_chain(job.target.chain(job.item), job.target.pairing, msa.engines, msa.cache), None
 
 
-class ModelStage(_Worker):
-    """The run's models' parameters and compiled programs, resident (loaded on first use)."""
+def search_templates(msa: MsaResident, job: StepJob) -> tuple[ChainTemplates, FeatureDict | None]:
+    """One distinct chain's templates, from its alignments."""
+    return chain_templates(job.target.distinct_chains[job.item], job.inputs["align"].record,
+                           msa.templates[job.target.is_complex], msa.cache, msa.config.templates)
+
+
+def make_features(msa: MsaResident, job: StepJob, *template_features: FeatureDict | None
+                   ) -> tuple[TargetFeatures, Features]:
+    """The target's features from its chains' alignments and templates (their features, one per chain)."""
+    alignments = [p.record for p in job.inputs["align"].values()]
+    templates = [p.record for p in job.inputs.get("templates", {}).values()]
+    return target_features(job.target, alignments, templates, template_features, msa.cache, msa.config)
+
+
+# -- model pool ----------------------------------------------------------------------------------------------
+class ModelResident(Resident):
+    """The run's models' parameters and compiled programs (loaded on first use)."""
 
     def __init__(self, config: ModelConfig, store_uri: str, models: list[str] | None = None):
         from foldflow.models.alphafold2 import enable_compilation_cache
@@ -114,39 +155,46 @@ class ModelStage(_Worker):
             self.model(name)
 
     def info(self) -> dict:
-        return {**super().info(),
-                "params_load_seconds": {m.name: m.load_seconds for m in self.models.values()},
+        return {"params_load_seconds": {m.name: m.load_seconds for m in self.models.values()},
                 "params_initialised": {m.name: m.initialised for m in self.models.values()},
                 "model_programs": {m.name: m.compiles for m in self.models.values()},
                 "xla": vars(self.compiles)}
 
-    def predict(self, job: StepJob, features: Features) -> tuple[Placed, None]:
-        model = runner_model(job.item)
-        predicted = predict_target(job.target, features, job.item, lambda: self.model(model), self.cache, self.config)
-        self.compiles.add(predicted.compiles)
-        return Placed(predicted, self.placement()), None
+
+def predict(models: ModelResident, job: StepJob, features: Features) -> tuple[PredictedModel, None]:
+    """One prediction (``job.item``: ``<model>_pred_<i>``) from the features alone."""
+    model = runner_model(job.item)
+    predicted = predict_target(job.target, features, job.item, lambda: models.model(model), models.cache,
+                               models.config)
+    models.compiles.add(predicted.compiles)
+    return predicted, None
 
 
-class RelaxStage(_Worker):
+# -- relax pool ----------------------------------------------------------------------------------------------
+class RelaxResident(Resident):
     """Amber relaxation on OpenMM (CPU by default), its own pool so it overlaps with model work."""
 
     def __init__(self, config: RelaxConfig, store_uri: str):
         self.config = config
         self.cache = StepCache(Store(store_uri))
 
-    def relax(self, job: StepJob) -> tuple[Placed, None]:
-        relaxed = relax_target([p.record for p in job.inputs["predict"]], self.cache, self.config)
-        return Placed(relaxed, self.placement()), None
+
+def relax(relaxer: RelaxResident, job: StepJob) -> tuple[RelaxedTarget, None]:
+    return relax_target([p.record for p in job.inputs["predict"].values()], relaxer.cache, relaxer.config), None
 
 
-class OutputStage(_Worker):
-    """Writes each finished target's folder (on Ray, in the driver: outputs go where the user runs foldflow)."""
+# -- writer pool ---------------------------------------------------------------------------------------------
+class WriterResident(Resident):
+    """Where the run's folders go (on Ray, the driver: outputs go where the user runs foldflow)."""
 
     def __init__(self, config: RunConfig, out_dir: Path):
         self.config = config
         self.out_dir = out_dir
 
-    def write(self, job: StepJob) -> tuple[Placed, None]:
-        result = write_outputs(job.target, job.inputs["prepare"], job.inputs["predict"], job.inputs.get("relax"),
-                               self.out_dir, self.config, job.attempts)
-        return Placed(result, self.placement()), None
+
+def write(writer: WriterResident, job: StepJob) -> tuple[TargetResult, None]:
+    """The target's folder and summary record, from every earlier step's records."""
+    inputs = job.inputs
+    return write_outputs(job.target, inputs["align"], inputs.get("templates", {}), inputs["features"],
+                         list(inputs["predict"].values()), inputs.get("relax"), writer.out_dir, writer.config,
+                         job.attempts), None

@@ -1,10 +1,11 @@
-"""The prediction pipeline as a declared DAG of steps, in one place.
+"""The prediction pipeline as a declared DAG of steps over declared pools, in one place.
 
-Each :class:`StepSpec` names the worker method that runs it, the pool whose workers run it, the steps whose
-results it takes, whether it runs once per target or once per model, and how users read its stage. The
-scheduler (:mod:`foldflow.flow.scheduler`) executes any such DAG over any pools (Ray actors or workers in this
-process); :func:`stage_workers` declares what worker each pool holds. What each step's stored results' keys
-cover is in :mod:`foldflow.steps`.
+Each :class:`StepSpec` names the plain function it runs (:mod:`foldflow.flow.workers`), the pool whose
+workers run it, the steps whose results it takes, whether it runs once per target, per distinct chain or per
+model, and how users read its stage. Each :class:`PoolSpec` names what its workers hold resident, what one
+worker asks of its node and how many run. The scheduler (:mod:`foldflow.flow.scheduler`) executes any such
+DAG over any pools (Ray actors or workers in this process). What each step's stored results' keys cover is in
+:mod:`foldflow.steps`.
 """
 
 from __future__ import annotations
@@ -15,21 +16,29 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 
+from foldflow.compute import Resources
 from foldflow.config import RunConfig, runner_model
-from foldflow.flow.workers import ModelStage, MsaStage, OutputStage, RelaxStage
+from foldflow.flow import workers
+from foldflow.models import model_class
+from foldflow.msa.registry import make_engine
 from foldflow.stages import Placed, failed_result
 from foldflow.targets import Target
 
 
 @dataclass(frozen=True)
 class StepSpec:
-    name: str  # also the method of the pool's workers that runs it
+    name: str
     pool: str
-    label: str  # the stage as users read it (progress, runs status)
+    label: str  # the stage as users read it (progress, runs status, the report's timeline)
+    run: Callable[..., tuple[Any, Any]]  # (pool's resident objects, StepJob, *payloads) -> (record, payload)
     inputs: tuple[str, ...] = ()  # steps whose records it takes
     after: tuple[str, ...] = ()  # steps it waits for without taking their records
     payloads: tuple[str, ...] = ()  # of those, the steps whose large result (e.g. features) it takes, by reference
-    per: Literal["target", "model"] = "target"  # "model": once per prediction (model and seed)
+    # "chain": once per distinct chain of the target; "model": once per prediction (model and seed). A step per
+    # chain takes its input steps' records of the same chain.
+    per: Literal["target", "chain", "model"] = "target"
+    # What makes two targets' items the same work (a per-chain step): one call runs while both are in flight.
+    share: Callable[[Target, str], Hashable] | None = None
     status: str = ""  # the target's status in the run records while this step runs
 
 
@@ -54,7 +63,20 @@ class Workflow:
         return next(s for s in self.steps if s.name == name)
 
     def items(self, step: StepSpec, target: Target) -> tuple[str | None, ...]:
-        return self.predictions(target) if step.per == "model" else (None,)
+        if step.per == "model":
+            return self.predictions(target)
+        return tuple(target.distinct_chains) if step.per == "chain" else (None,)
+
+    def needs(self, step: StepSpec, item: str | None, name: str, target: Target) -> list[tuple[str, str | None]]:
+        """The (step, item) records of input step ``name`` that ``step``'s ``item`` waits for: the same
+        item's when both run per chain (or per model), else every item's."""
+        source = self.step(name)
+        if source.per == step.per != "target":
+            return [(name, item)]
+        return [(name, i) for i in self.items(source, target)]
+
+    def share_key(self, step: StepSpec, target: Target, item: str | None) -> Hashable | None:
+        return (step.name, step.share(target, item)) if step.share is not None else None
 
     def dependents(self, name: str) -> list[StepSpec]:
         return [s for s in self.steps if name in (*s.inputs, *s.after)]
@@ -78,16 +100,32 @@ class Workflow:
 
 
 def prediction_workflow(config: RunConfig) -> Workflow:
-    """MSAs, templates and features per target -> one prediction per model and seed -> Amber relaxation
-    (unless models_to_relax is none) -> outputs per target."""
+    """Per distinct chain: alignments, then templates (unless off); per target: features -> one prediction
+    per model and seed -> Amber relaxation (unless models_to_relax is none) -> outputs."""
+    templates = config.msa.templates.enabled
     relax = config.relaxes
+    # A chain's alignments depend on its sequence and whether it is paired; files given for it, on its name.
+    named = config.msa.precomputed_dir is not None
+
+    def alignment_share(target: Target, chain: str) -> Hashable:
+        return target.distinct_chains[chain], target.pairing, target.chain(chain).id if named else None
+
+    def templates_share(target: Target, chain: str) -> Hashable:  # monomers and complexes search differently
+        return alignment_share(target, chain), target.is_complex
+
     steps = (
-        StepSpec("prepare", pool="msa", label="msa+features", status="msa"),
-        StepSpec("predict", pool="model", label="model", after=("prepare",), payloads=("prepare",), per="model",
-                 status="model"),
-        *([StepSpec("relax", pool="relax", label="relax", inputs=("predict",), status="relax")] if relax else []),
-        StepSpec("write", pool="writer", label="output", inputs=("prepare", "predict", *(("relax",) if relax else ())),
-                 status="output"),
+        StepSpec("align", "msa", "msa", workers.align, per="chain", share=alignment_share, status="msa"),
+        *([StepSpec("templates", "msa", "templates", workers.search_templates, inputs=("align",), per="chain",
+                    share=templates_share, status="msa")] if templates else []),
+        StepSpec("features", "msa", "features", workers.make_features,
+                 inputs=("align", *(("templates",) if templates else ())),
+                 payloads=("templates",) if templates else (), status="msa"),
+        StepSpec("predict", "model", "model", workers.predict, after=("features",), payloads=("features",),
+                 per="model", status="model"),
+        *([StepSpec("relax", "relax", "relax", workers.relax, inputs=("predict",), status="relax")] if relax else []),
+        StepSpec("write", "writer", "output", workers.write,
+                 inputs=("align", *(("templates",) if templates else ()), "features", "predict",
+                         *(("relax",) if relax else ())), status="output"),
     )
 
     def predictions(target: Target) -> tuple[str, ...]:
@@ -99,24 +137,55 @@ def prediction_workflow(config: RunConfig) -> Workflow:
         return runner_model(runner), config.model.bucket_for(target.length)
 
     def on_failure(target: Target, error: str, records: dict, attempts: int):
-        return failed_result(target, error, records.get(("prepare", None)), attempts)
+        alignments = {item: placed for (name, item), placed in records.items() if name == "align"}
+        return failed_result(target, error, alignments, attempts)
 
     return Workflow(steps, predictions, affinity, on_failure)
 
 
-# Each pool as users read it (errors, logs, the run's worker records).
-POOL_LABELS = {"msa": "MSA", "model": "model", "relax": "relax", "writer": "writer"}
+@dataclass(frozen=True)
+class PoolSpec:
+    label: str  # the pool as users read it (errors, logs, the run's worker records)
+    resident: Callable[[], workers.Resident]  # builds what its workers hold, where each runs
+    resources: Resources | None  # what one worker asks of its node; None: it runs in the driver's process
+    size: tuple[int, int]  # workers at the start, and at most (it grows while work waits)
 
 
-def stage_workers(config: RunConfig, out_dir: Path, models: list[str], upcoming: Sequence[tuple[str, bool]],
-                  shard_fan_out: Any = None) -> dict[str, Callable[[], Any]]:
-    """What each pool of :func:`prediction_workflow` holds: a builder of its stage worker (the worker loads its
-    resident objects where it is built: a Ray actor's process, or this one). ``models``: the models the run's
-    targets need; ``upcoming``: the run's chains (:func:`foldflow.stages.run_chains`), for engines that search
-    many at once; ``shard_fan_out``: the sharded MSA engine's searches of its shard actors (on Ray)."""
+def pool_resources(config: RunConfig) -> dict[str, Resources]:
+    """What one worker of each pool on Ray asks for: the pipeline settings where given, else what the MSA
+    engines and the models declare."""
+    p = config.pipeline
+    engines = [make_engine(name, config.msa).resources() for name in config.msa.search_engines()]
+    engine = Resources(cpus=max((e.cpus for e in engines), default=1.0),
+                       memory_gb=max((e.memory_gb for e in engines if e.memory_gb), default=None))
+    models = [model_class(name).resources for name in config.model.model_names]
     return {
-        "msa": partial(MsaStage, config.msa, config.store, shard_fan_out, upcoming),
-        "model": partial(ModelStage, config.model, config.store, models),
-        **({"relax": partial(RelaxStage, config.effective_relax(), config.store)} if config.relaxes else {}),
-        "writer": partial(OutputStage, config, out_dir),
+        "msa": Resources(cpus=engine.cpus if p.msa_actor_cpus is None else p.msa_actor_cpus,
+                         memory_gb=p.msa_actor_memory_gb or engine.memory_gb),
+        "model": Resources(cpus=max(m.cpus for m in models) if p.model_actor_cpus is None else p.model_actor_cpus,
+                           gpus=max(m.gpus for m in models) if p.model_actor_gpus is None else p.model_actor_gpus),
+        **({"relax": Resources(cpus=p.relax_actor_cpus, gpus=p.relax_actor_gpus)} if config.relaxes else {}),
     }
+
+
+def pool_sizes(config: RunConfig) -> dict[str, tuple[int, int]]:
+    p = config.pipeline
+    return {"msa": (p.msa_actors, p.msa_actors_max or p.msa_actors),
+            "model": (p.model_actors, p.model_actors_max or p.model_actors),
+            "relax": (p.relax_actors, p.relax_actors_max or p.relax_actors), "writer": (1, 1)}
+
+
+def pool_specs(config: RunConfig, out_dir: Path, models: list[str], upcoming: Sequence[tuple[str, bool]],
+               shard_fan_out: Any = None) -> dict[str, PoolSpec]:
+    """The pools of :func:`prediction_workflow`. ``models``: the models the run's targets need; ``upcoming``:
+    the run's chains (:func:`foldflow.stages.run_chains`), for engines that search many at once;
+    ``shard_fan_out``: the sharded MSA engine's searches of its shard actors (on Ray)."""
+    resources, sizes = pool_resources(config), pool_sizes(config)
+    resident = {
+        "msa": ("MSA", partial(workers.MsaResident, config.msa, config.store, shard_fan_out, upcoming)),
+        "model": ("model", partial(workers.ModelResident, config.model, config.store, models)),
+        **({"relax": ("relax", partial(workers.RelaxResident, config.effective_relax(), config.store))}
+           if config.relaxes else {}),
+        "writer": ("writer", partial(workers.WriterResident, config, out_dir)),
+    }
+    return {name: PoolSpec(label, build, resources.get(name), sizes[name]) for name, (label, build) in resident.items()}

@@ -1,5 +1,4 @@
-"""Ray actors: one actor class for every pool (any stage worker of :mod:`foldflow.flow.workers`, placed by
-Ray), their backend, and the shard actors that hold one slice of one database for the sharded MSA engine.
+"""Ray actors: one actor class for every pool (a worker of :mod:`foldflow.flow.workers`, placed by Ray), their backend, and the shard actors that hold one slice of one database for the sharded MSA engine.
 """
 
 from __future__ import annotations
@@ -12,7 +11,7 @@ import ray
 
 from foldflow.config import DatabaseConfig, MsaConfig
 from foldflow.errors import error_line
-from foldflow.flow.workers import process_info
+from foldflow.flow.workers import Resident, Worker, process_info
 from foldflow.stages import Placement
 
 LOST_WORKER = (ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError,
@@ -27,10 +26,10 @@ def _ray_placement() -> Placement:
 
 
 class RayBackend:
-    """Calls actor methods; every step method returns (record, payload) as two object refs."""
+    """Runs step functions on actors; each call returns (record, payload) as two object refs."""
 
-    def call(self, worker: Any, method: str, args: tuple) -> tuple[Any, Any]:
-        return worker.step.options(num_returns=2).remote(method, *args)
+    def call(self, worker: Any, function: Callable, args: tuple) -> tuple[Any, Any]:
+        return worker.run.options(num_returns=2).remote(function, *args)
 
     def ready(self, handles: list, timeout: float) -> list:
         done, _ = ray.wait(handles, num_returns=1, timeout=timeout)
@@ -94,11 +93,11 @@ class ShardFanOut:
 
 @ray.remote
 class StageActor:
-    """A pool's actor: the stage worker ``build()`` gives, built (its resident objects loaded) in this actor's
-    process, with Ray's placement on every record it makes."""
+    """A pool's actor: a :class:`~foldflow.flow.workers.Worker` holding what ``resident()`` builds (loaded in
+    this actor's process), with Ray's placement on every record it makes."""
 
-    def __init__(self, build: Callable[[], Any]):
-        self.worker = build()
+    def __init__(self, resident: Callable[[], Resident]):
+        self.worker = Worker(resident())
         self.worker.placement = _ray_placement
 
     def warm(self) -> None:
@@ -107,6 +106,6 @@ class StageActor:
     def info(self) -> dict:
         return self.worker.info()
 
-    def step(self, name: str, *args):
-        """Run the worker's step ``name`` (the workflow's step, a method of the worker)."""
-        return getattr(self.worker, name)(*args)
+    def run(self, function: Callable, *args):
+        """Run a step's function (the workflow's declaration) on this worker's resident objects."""
+        return self.worker.run(function, *args)
