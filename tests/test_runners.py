@@ -15,8 +15,8 @@ pytestmark = [pytest.mark.slow, pytest.mark.ray]
 WALKER_A = "YKGEIFALLGASGCGKSTLLRMLAGFEQPS"  # E. coli PotA residues 43-72 (tests/data/multimer)
 SIGNATURE = "HQLSGGQRQRVALARSLAKRPKLL"  # PotA residues 148-171
 TRP_CAGE = "NLYIQWLKDGGPSSGRPPPS"  # PDB 1L2Y
-# Both heterodimers have SIGNATURE: admitted together, their searches of it are one
-COMPLEXES = f">walker\n{WALKER_A}:{SIGNATURE}\n>cage\n{SIGNATURE}:{TRP_CAGE}\n"
+# Both heterodimers start with SIGNATURE and are admitted together (input order)
+COMPLEXES = f">walker\n{SIGNATURE}:{WALKER_A}\n>cage\n{SIGNATURE}:{TRP_CAGE}\n"
 
 
 def target_files(folder, target_id):
@@ -33,15 +33,14 @@ def two_targets(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def both_runners(tmp_path_factory, two_targets):
-    """A monomer and two heterodimers with a chain in common, each runner in its own store (both compute
-    everything), the best prediction relaxed; on Ray two MSA actors, so the shared chain's searches would
-    run side by side if the scheduler did not run them once."""
+    """Two heterodimers with a chain in common and a monomer, each runner in its own store (both compute
+    everything), the best prediction relaxed; on Ray two MSA actors."""
     work = tmp_path_factory.mktemp("runners")
     fasta = work / "targets.fasta"
-    fasta.write_text(two_targets.read_text().split(">HG003690_101")[0] + COMPLEXES)
+    fasta.write_text(COMPLEXES + two_targets.read_text().split(">HG003690_101")[0])
     runs = {}
     for runner in ("in_process", "ray"):
-        config = small_run_config(work / f"store-{runner}", runner=runner, msa_actors=2)
+        config = small_run_config(work / f"store-{runner}", runner=runner, msa_actors=2, longest_first=False)
         config.model.names = ["model_1_ptm", "model_1_multimer_v3"]
         config.model.predictions_per_model = 1
         config.relax.models_to_relax = "best"
@@ -65,6 +64,9 @@ def test_in_process_runner_writes_the_bytes_of_the_ray_pipeline(both_runners):
 
 
 def test_a_chain_two_complexes_in_flight_share_is_searched_once(both_runners):
+    """Each search computed once (the ledger). On these mini databases a search takes well under a second, so
+    two actors searching the chain one after the other would find each database's result in the store even
+    without the scheduler's sharing: what makes it one call is checked, call by call, in test_scheduler."""
     work, runs = both_runners
     for runner, run in runs.items():
         searches = {key: counts for (kind, key), counts in ledger(Store(work / f"store-{runner}")).items()
