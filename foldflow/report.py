@@ -19,13 +19,12 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
+from foldflow.results import REPORT_COLUMNS
 from foldflow.viewer import three_dmol_js
 
 # The timeline's colours, one per stage in the order the summary's started_<stage> columns give them (the
 # workflow's: :attr:`foldflow.flow.workflow.Workflow.labels`).
 STAGE_PALETTE = ["#4c72b0", "#8172b3", "#64b5cd", "#dd8452", "#55a868", "#937860", "#da8bc3", "#8c8c8c"]
-TABLE_COLUMNS = ["target_id", "status", "length", "chains", "mean_plddt", "ptm", "iptm", "ranking_confidence",
-                 "pdockq", "interface_pae", "msa_depth", "templates", "model", "cached", "attempts"]
 # AlphaFold's pLDDT colours: > 90 dark blue, 70-90 light blue, 50-70 yellow, < 50 orange.
 PLDDT_COLOURS_JS = """function plddtColour(atom) {
   const b = atom.b;
@@ -110,7 +109,7 @@ def timeline_png(table: pd.DataFrame) -> bytes | None:
 
 
 def _targets_table(table: pd.DataFrame) -> str:
-    columns = [c for c in TABLE_COLUMNS if c in table] + sorted(c for c in table if c.startswith("seconds_"))
+    columns = [c for c in REPORT_COLUMNS if c in table] + sorted(c for c in table if c.startswith("seconds_"))
     head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
     rows = []
     for _, row in table.iterrows():

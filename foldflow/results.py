@@ -1,8 +1,9 @@
 """The per-target result record and the summary table's columns, declared once.
 
 A :class:`TargetResult` has what identifies the target and how it ended, what
-the science produced (:class:`ScienceResult`) and what the run observed while
-producing it (:class:`RunObservations`). Each field declares its summary
+the science produced (:class:`ScienceResult`), what the run observed while
+producing it (:class:`RunObservations`), and one part per step that adds
+columns of its own (its record is the part: :data:`PARTS`). Each field declares its summary
 column (name and Arrow type) in its metadata; :func:`summary_table` derives
 the table from those declarations, so adding a fact means adding one field.
 Mapping fields (MSA depth per database, seconds per stage, stage spans)
@@ -12,15 +13,15 @@ expand into one column per key.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 import pyarrow as pa
 
 
-def column(arrow_type: pa.DataType, default: Any = None) -> Any:
-    """A field that is one summary column of ``arrow_type``."""
-    return field(default=default, metadata={"arrow": arrow_type})
+def column(arrow_type: pa.DataType, default: Any = None, report: bool = False) -> Any:
+    """A field that is one summary column of ``arrow_type``; ``report``: also a column of the report's table."""
+    return field(default=default, metadata={"arrow": arrow_type, "report": report})
 
 
 def expanded(arrow_type: pa.DataType, *prefixes: str) -> Any:
@@ -36,20 +37,15 @@ class ScienceResult:
     """What the science produced for one target."""
 
     sequence_hash: str | None = column(pa.string())
-    chains: int | None = column(pa.int32())  # 1: a monomer
+    chains: int | None = column(pa.int32(), report=True)  # 1: a monomer
     msa_source: str | None = column(pa.string())  # the engine(s): "pyhmmer", "precomputed", ...
-    msa_depth: int | None = column(pa.int32())  # MSA rows in the features (after deduplication)
-    templates: int | None = column(pa.int32())  # templates the template-using models saw (<= 4 per chain)
-    model: str | None = column(pa.string())  # best-ranked prediction (<model>_pred_<i>)
-    ranking_confidence: float | None = column(pa.float64())  # AlphaFold's: pLDDT, or 0.8 ipTM + 0.2 pTM
-    mean_plddt: float | None = column(pa.float64())
-    ptm: float | None = column(pa.float64())
-    iptm: float | None = column(pa.float64())  # complexes
-    chain_plddt: dict[str, float] = expanded(pa.float64(), "plddt")  # mean pLDDT per chain (best prediction)
-    pdockq: float | None = column(pa.float64())  # complexes: Bryant et al. 2022's pDockQ (foldflow.scoring)
-    interface_plddt: float | None = column(pa.float64())  # complexes: mean pLDDT of residues in contact
-    interface_contacts: int | None = column(pa.int32())  # complexes: inter-chain residue pairs within 8 Å
-    interface_pae: float | None = column(pa.float64())  # complexes: mean PAE over those pairs, both ways
+    msa_depth: int | None = column(pa.int32(), report=True)  # MSA rows in the features (after deduplication)
+    templates: int | None = column(pa.int32(), report=True)  # templates the template-using models saw (<= 4 per chain)
+    model: str | None = column(pa.string(), report=True)  # best-ranked prediction (<model>_pred_<i>)
+    ranking_confidence: float | None = column(pa.float64(), report=True)  # AlphaFold's: pLDDT, or 0.8 ipTM + 0.2 pTM
+    mean_plddt: float | None = column(pa.float64(), report=True)
+    ptm: float | None = column(pa.float64(), report=True)
+    iptm: float | None = column(pa.float64(), report=True)  # complexes
     relaxed: bool | None = column(pa.bool_())  # the best prediction was Amber-relaxed
     relax_violations: int | None = column(pa.int32())  # remaining violations after relaxation (best)
     relax_rmsd: float | None = column(pa.float64())  # Å, relaxed vs unrelaxed heavy atoms (best)
@@ -70,8 +66,8 @@ class RunObservations:
     template_searches: int = column(pa.int32(), 0)  # template searches run (0: from the store or none)
     model_calls: int = column(pa.int32(), 0)  # model predictions run for this target (0: from the store)
     relaxations: int = column(pa.int32(), 0)  # Amber relaxations run for this target (0: from the store)
-    cached: bool = column(pa.bool_(), False)  # every step came from the store
-    attempts: int = column(pa.int32(), 0)  # times the target was submitted (>1 after a lost actor)
+    cached: bool = column(pa.bool_(), False, report=True)  # every step came from the store
+    attempts: int = column(pa.int32(), 0, report=True)  # times the target was submitted (>1 after a lost actor)
     xla_compiles: int = column(pa.int32(), 0)  # XLA programs built for this target
     xla_cache_hits: int = column(pa.int32(), 0)  # XLA programs loaded from the persistent cache
     xla_compile_seconds: float = column(pa.float64(), 0.0)
@@ -89,9 +85,9 @@ class RunObservations:
 class TargetResult:
     """One row of the summary: the target, how it ended, the science and the run's observations."""
 
-    target_id: str = column(pa.string())
-    length: int | None = column(pa.int32())
-    status: str = column(pa.string(), "ok")  # "ok", "failed", "invalid" or "cancelled"
+    target_id: str = column(pa.string(), report=True)
+    length: int | None = column(pa.int32(), report=True)
+    status: str = column(pa.string(), "ok", report=True)  # "ok", "failed", "invalid" or "cancelled"
     error: str | None = column(pa.string())
     science: ScienceResult = field(default_factory=ScienceResult)
     observed: RunObservations = field(default_factory=RunObservations)
@@ -101,21 +97,29 @@ class TargetResult:
 
     @classmethod
     def from_record(cls, record: dict) -> TargetResult:
-        observed = dict(record.get("observed", {}))
-        observed["stage_spans"] = {k: tuple(v) for k, v in observed.get("stage_spans", {}).items()}
-        return cls(**{**record, "science": ScienceResult(**record.get("science", {})),
-                      "observed": RunObservations(**observed)})
+        parts = {name: dict(record.get(name, {})) for name in PARTS}
+        parts["observed"]["stage_spans"] = {k: tuple(v) for k, v in parts["observed"].get("stage_spans", {}).items()}
+        return cls(**{**record, **{name: PARTS[name](**values) for name, values in parts.items()}})
+
+    def with_part(self, part: Any) -> TargetResult:
+        """This result with a step's part (a record whose class is in :data:`PARTS`)."""
+        (name,) = [name for name, kind in PARTS.items() if isinstance(part, kind)]
+        return replace(self, **{name: part})
+
+
+# Each part of a TargetResult by its field: its class declares the part's columns.
+PARTS: dict[str, type] = {"science": ScienceResult, "observed": RunObservations}
 
 
 def _column_fields() -> list[tuple[str, Any]]:
     """(path, field) of every declared column, in table order; path is (part,) or (part, name)."""
     top = [((f.name,), f) for f in fields(TargetResult) if "arrow" in f.metadata]
-    nested = [((part, f.name), f) for part, kind in (("science", ScienceResult), ("observed", RunObservations))
-              for f in fields(kind)]
+    nested = [((part, f.name), f) for part, kind in PARTS.items() for f in fields(kind)]
     return top + nested
 
 
 SUMMARY_COLUMNS = [path[-1] for path, f in _column_fields() if "prefixes" not in f.metadata]
+REPORT_COLUMNS = [path[-1] for path, f in _column_fields() if f.metadata.get("report")]
 
 
 def _value(result: TargetResult, path: tuple[str, ...]) -> Any:

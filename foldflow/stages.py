@@ -31,7 +31,6 @@ from foldflow.msa.engine import MsaEngine
 from foldflow.outputs import TargetOutputs, ranked_names, to_protein, write_target
 from foldflow.relax import Relaxed
 from foldflow.results import RunObservations, ScienceResult, TargetResult
-from foldflow.scoring import chain_mean_plddt, interface_scores
 from foldflow.steps import StepCache, features_key, prediction_key, relax_key, templates_key
 from foldflow.targets import Target
 from foldflow.templates import TemplateSearch
@@ -341,7 +340,6 @@ def write_outputs(target: Target, alignments: Mapping[str, Placed], templates: M
                                 *((relaxed,) if relaxed else ())])
     best_relaxed = relax.relaxed.get(best.name) if relax else None
     prediction = best.prediction
-    interface = interface_scores(prediction)
     return TargetResult(
         target_id=target.id, length=target.length, status="ok",
         science=ScienceResult(
@@ -349,11 +347,6 @@ def write_outputs(target: Target, alignments: Mapping[str, Placed], templates: M
             msa_depth=built.msa_depth, templates=built.templates,
             model=best.name, ranking_confidence=prediction.ranking_confidence,
             mean_plddt=prediction.mean_plddt, ptm=prediction.ptm, iptm=prediction.iptm,
-            chain_plddt=chain_mean_plddt(prediction),
-            pdockq=interface.pdockq if interface else None,
-            interface_plddt=interface.interface_plddt if interface else None,
-            interface_contacts=interface.interface_contacts if interface else None,
-            interface_pae=interface.mean_interface_pae if interface else None,
             relaxed=best_relaxed is not None,
             relax_violations=best_relaxed.violations if best_relaxed else None,
             relax_rmsd=best_relaxed.rmsd_to_input if best_relaxed else None,

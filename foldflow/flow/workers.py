@@ -21,7 +21,7 @@ from foldflow.features import FeatureDict
 from foldflow.models import load_model
 from foldflow.models.base import CompileStats, Model
 from foldflow.msa.registry import engines_for
-from foldflow.results import TargetResult
+from foldflow.results import PARTS, TargetResult
 from foldflow.stages import (ChainAlignments, ChainTemplates, Features, Placed, Placement, PredictedModel,
                              RelaxedTarget, TargetFeatures, align_chain, chain_templates, predict_target,
                              relax_target, target_features, write_outputs)
@@ -193,8 +193,13 @@ class WriterResident(Resident):
 
 
 def write(writer: WriterResident, job: StepJob) -> tuple[TargetResult, None]:
-    """The target's folder and summary record, from every earlier step's records."""
+    """The target's folder and summary record, from every earlier step's records; a step whose record is a
+    part of the summary (:data:`foldflow.results.PARTS`) adds its columns."""
     inputs = job.inputs
-    return write_outputs(job.target, inputs["align"], inputs.get("templates", {}), inputs["features"],
-                         list(inputs["predict"].values()), inputs.get("relax"), writer.out_dir, writer.config,
-                         job.attempts), None
+    result = write_outputs(job.target, inputs["align"], inputs.get("templates", {}), inputs["features"],
+                           list(inputs["predict"].values()), inputs.get("relax"), writer.out_dir, writer.config,
+                           job.attempts)
+    for placed in inputs.values():
+        if isinstance(placed, Placed) and isinstance(placed.record, tuple(PARTS.values())):
+            result = result.with_part(placed.record)
+    return result, None
