@@ -82,6 +82,17 @@ class RunObservations:
 
 
 @dataclass
+class TargetScores:
+    """The score step's record: confidence scores of the best prediction (foldflow.scoring)."""
+
+    chain_plddt: dict[str, float] = expanded(pa.float64(), "plddt")  # mean pLDDT per chain
+    pdockq: float | None = column(pa.float64(), report=True)  # complexes: Bryant et al. 2022's pDockQ
+    interface_plddt: float | None = column(pa.float64())  # complexes: mean pLDDT of residues in contact
+    interface_contacts: int | None = column(pa.int32())  # complexes: inter-chain residue pairs within 8 Å
+    interface_pae: float | None = column(pa.float64(), report=True)  # complexes: mean PAE over them, both ways
+
+
+@dataclass
 class TargetResult:
     """One row of the summary: the target, how it ended, the science and the run's observations."""
 
@@ -91,6 +102,7 @@ class TargetResult:
     error: str | None = column(pa.string())
     science: ScienceResult = field(default_factory=ScienceResult)
     observed: RunObservations = field(default_factory=RunObservations)
+    scores: TargetScores = field(default_factory=TargetScores)
 
     def to_record(self) -> dict:
         return asdict(self)
@@ -108,7 +120,7 @@ class TargetResult:
 
 
 # Each part of a TargetResult by its field: its class declares the part's columns.
-PARTS: dict[str, type] = {"science": ScienceResult, "observed": RunObservations}
+PARTS: dict[str, type] = {"science": ScienceResult, "observed": RunObservations, "scores": TargetScores}
 
 
 def _column_fields() -> list[tuple[str, Any]]:

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from alphafold.common import residue_constants
 
+from foldflow.results import TargetScores
 from foldflow.targets import chain_id
 
 if TYPE_CHECKING:
@@ -133,3 +134,14 @@ def mean_contact_pae(pae: np.ndarray | None, contacts: np.ndarray) -> float | No
     pae = np.asarray(pae, dtype=np.float64)
     i, j = contacts[:, 0], contacts[:, 1]
     return float(np.mean(np.concatenate([pae[i, j], pae[j, i]])))
+
+
+def target_scores(prediction: Prediction) -> TargetScores:
+    """The summary's scores of a target's best prediction: pLDDT per chain, and a complex's interface."""
+    interface = interface_scores(prediction)
+    return TargetScores(
+        chain_plddt=chain_mean_plddt(prediction),
+        pdockq=interface.pdockq if interface else None,
+        interface_plddt=interface.interface_plddt if interface else None,
+        interface_contacts=interface.interface_contacts if interface else None,
+        interface_pae=interface.mean_interface_pae if interface else None)

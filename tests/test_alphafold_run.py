@@ -178,11 +178,11 @@ def test_progress_is_reported_per_stage_as_json_lines(run):
     chain_steps = {"total": 4, "done": 3, "cached": 1}
     assert final == {"msa": chain_steps, "templates": chain_steps, "features": {"total": 3, "done": 3},
                      "model": {"total": 15, "done": 15}, "relax": {"total": 3, "done": 3},
-                     "output": {"total": 3, "done": 3}}
+                     "score": {"total": 3, "done": 3}, "output": {"total": 3, "done": 3}}
     states: dict = {}
     for event in events:
         states.setdefault((event["target"], event["stage"], event["item"]), []).append(event["state"])
-    assert len(states) == 4 + 4 + 3 + 15 + 3 + 3
+    assert len(states) == 4 + 4 + 3 + 15 + 3 + 3 + 3
     assert all(s in (["queued", "running", "done"], ["queued", "running", "cached"]) for s in states.values())
     assert [key for key, s in states.items() if s[-1] == "cached"] == [("homodimer", "msa", "A"),
                                                                       ("homodimer", "templates", "A")]

@@ -14,7 +14,7 @@ from foldflow.models.base import CompileStats
 from foldflow.flow.local import Done, LocalBackend, WorkerLost, start_local
 from foldflow.flow.pools import WorkerPool
 from foldflow.flow.scheduler import Scheduler
-from foldflow.results import TargetResult
+from foldflow.results import TargetResult, TargetScores
 from foldflow.runs import RunBook
 from foldflow.flow.workers import Worker
 from foldflow.stages import ChainAlignments, ChainTemplates, PredictedModel, TargetFeatures
@@ -95,11 +95,17 @@ def write(writer, job):
     CALLS["write", job.target.id] += 1
     assert len(job.inputs["predict"]) == 2, "write waits for every model's prediction"
     SHARED[job.target.id] = sorted(chain for chain, placed in job.inputs["align"].items() if placed.shared)
+    assert job.inputs["score"].record.pdockq == 0.5, "write takes the score step's record"
     return TargetResult(job.target.id, job.target.length), None
 
 
+def score(writer, job):
+    CALLS["score", job.target.id] += 1
+    return TargetScores(pdockq=0.5), None
+
+
 STAND_INS = {"align": align, "templates": search_templates, "features": make_features, "predict": predict,
-             "write": write}
+             "score": score, "write": write}
 SHARED: dict = {}  # target -> its chains whose alignments another target's call computed
 
 
@@ -139,7 +145,7 @@ def test_every_step_runs_once_per_target_chain_and_model(tmp_path):
     results = run.run(targets(50, 70, 90))
     assert sorted(r.target_id for r in results) == ["t0", "t1", "t2"] and all(r.status == "ok" for r in results)
     expected = Counter({(step, t, "A"): 1 for t in ("t0", "t1", "t2") for step in ("align", "templates")})
-    expected.update({(step, t): 1 for t in ("t0", "t1", "t2") for step in ("features", "write")})
+    expected.update({(step, t): 1 for t in ("t0", "t1", "t2") for step in ("features", "score", "write")})
     expected.update({("predict", t, f"{m}_pred_0"): 1 for t in ("t0", "t1", "t2")
                      for m in ("model_1_ptm", "model_2_ptm")})
     assert CALLS == expected

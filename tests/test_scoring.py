@@ -283,3 +283,25 @@ def test_chain_mean_plddt_is_the_mean_of_each_chain():
     assert chain_mean_plddt(prediction) == pytest.approx({"A": (91.5 + 80.0) / 2, "B": (70.25 + 60 + 50.5 + 33) / 4})
     assert chain_mean_plddt(dataclasses.replace(prediction, chain_index=None)) == pytest.approx(
         {"A": (91.5 + 80 + 70.25 + 60 + 50.5 + 33) / 6})
+
+
+def test_the_score_step_puts_the_scores_of_the_best_prediction_in_the_summary(tmp_path):
+    """The workflow's score step on two predictions of the native complex: the best-ranked one's scores (the
+    other's pLDDT is lowered, so it ranks second) reach the summary's columns through the write step's part."""
+    from foldflow.flow.workers import StepJob, score
+    from foldflow.models.base import CompileStats
+    from foldflow.results import TargetResult, summary_table
+    from foldflow.stages import Placed, Placement, PredictedModel
+
+    best = native_complex()
+    worse = dataclasses.replace(best, plddt=best.plddt / 2, ranking_confidence=best.ranking_confidence - 0.1)
+    placed = {name: Placed(PredictedModel(name, "", p, 0, CompileStats(), 0.0, {}, (0.0, 0.0)), Placement(1, "n"))
+              for name, p in (("model_2_multimer_v3_pred_0", worse), ("model_1_multimer_v3_pred_0", best))}
+    scores, _ = score(None, StepJob(None, None, {"predict": placed}))
+    hand = by_hand(write_pdb(best, tmp_path / "best.pdb"), best.pae)
+    row = summary_table([TargetResult("4i6p", 1).with_part(scores)]).to_pylist()[0]
+    assert row["pdockq"] == pytest.approx(pdockq_formula(hand.interface_plddt, len(hand.contacts)), rel=1e-9)
+    assert row["interface_contacts"] == NATIVE_CONTACTS
+    assert row["interface_pae"] == pytest.approx(hand.mean_interface_pae, rel=1e-9)
+    assert (row["plddt_A"], row["plddt_B"]) == pytest.approx(
+        [float(np.mean(best.plddt[best.chain_index == c])) for c in (0, 1)], rel=1e-9)

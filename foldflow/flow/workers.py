@@ -21,10 +21,11 @@ from foldflow.features import FeatureDict
 from foldflow.models import load_model
 from foldflow.models.base import CompileStats, Model
 from foldflow.msa.registry import engines_for
-from foldflow.results import PARTS, TargetResult
+from foldflow.results import PARTS, TargetResult, TargetScores
+from foldflow.scoring import target_scores
 from foldflow.stages import (ChainAlignments, ChainTemplates, Features, Placed, Placement, PredictedModel,
                              RelaxedTarget, TargetFeatures, align_chain, chain_templates, predict_target,
-                             relax_target, target_features, write_outputs)
+                             ranked, relax_target, target_features, write_outputs)
 from foldflow.steps import StepCache
 from foldflow.store import Store
 from foldflow.targets import Target
@@ -181,6 +182,11 @@ class RelaxResident(Resident):
 
 def relax(relaxer: RelaxResident, job: StepJob) -> tuple[RelaxedTarget, None]:
     return relax_target([p.record for p in job.inputs["predict"].values()], relaxer.cache, relaxer.config), None
+
+
+def score(writer: WriterResident, job: StepJob) -> tuple[TargetScores, None]:
+    """Confidence scores of the target's best prediction."""
+    return target_scores(ranked([p.record for p in job.inputs["predict"].values()])[0].prediction), None
 
 
 # -- writer pool ---------------------------------------------------------------------------------------------

@@ -101,7 +101,7 @@ class Workflow:
 
 def prediction_workflow(config: RunConfig) -> Workflow:
     """Per distinct chain: alignments, then templates (unless off); per target: features -> one prediction
-    per model and seed -> Amber relaxation (unless models_to_relax is none) -> outputs."""
+    per model and seed -> Amber relaxation (unless models_to_relax is none) and scores -> outputs."""
     templates = config.msa.templates.enabled
     relax = config.relaxes
     # A chain's alignments depend on its sequence and whether it is paired; files given for it, on its name.
@@ -123,9 +123,10 @@ def prediction_workflow(config: RunConfig) -> Workflow:
         StepSpec("predict", "model", "model", workers.predict, after=("features",), payloads=("features",),
                  per="model", status="model"),
         *([StepSpec("relax", "relax", "relax", workers.relax, inputs=("predict",), status="relax")] if relax else []),
+        StepSpec("score", "writer", "score", workers.score, inputs=("predict",), status="output"),
         StepSpec("write", "writer", "output", workers.write,
                  inputs=("align", *(("templates",) if templates else ()), "features", "predict",
-                         *(("relax",) if relax else ())), status="output"),
+                         *(("relax",) if relax else ()), "score"), status="output"),
     )
 
     def predictions(target: Target) -> tuple[str, ...]:
