@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from foldflow.config import (RunConfig, default_config, dump_config, is_multimer_model, load_config,
+from foldflow.config import (RunConfig, default_config, dump_config, load_config,
                              validate_config)
 from foldflow.errors import ConfigError, FoldflowError, RunExistsError, SetupError
+from foldflow.models.predictions import is_multimer_model, models_for, models_needed, runners_for, seed_for
 from foldflow.options import overrides_from_keywords
 from foldflow.outputs import RANDOM_PARAMS_WARNING, write_summary
 from foldflow.results import TargetResult
@@ -36,7 +37,7 @@ def without_models(batch: TargetBatch, config: RunConfig) -> TargetBatch:
     a monomer without a monomer model) moved to the invalid ones."""
     kept, invalid = [], list(batch.invalid)
     for target in batch.targets:
-        if config.model.models_for(target.is_complex):
+        if models_for(config.model, target.is_complex):
             kept.append(target)
             continue
         kind = (f"a complex of {len(target.chains)} chains but no multimer model" if target.is_complex
@@ -167,7 +168,7 @@ def effective_settings_comment(config: RunConfig) -> str:
     for name in config.model.model_names:
         values = model_class(name).effective_settings(name, config.model)
         complex_ = is_multimer_model(name)
-        seeds = [config.model.seed_for(r, complex_) for r in config.model.runners_for(complex_)
+        seeds = [seed_for(config.model, r, complex_) for r in runners_for(config.model, complex_)
                  if runner_model(r) == name]
         lines.append(f"#   {name}: " + (", ".join(f"{k} {v}" for k, v in values.items()) or "(no such settings)")
                      + f", seeds {', '.join(map(str, seeds))}")
@@ -188,7 +189,7 @@ def predict(fasta: str | Path, out: str | Path, config: RunConfig | str | Path |
     config = config if isinstance(config, RunConfig) else load_config(config)
     config = apply_overrides(config, overrides)
     batch = without_models(load_targets(Path(fasta), max_length=config.max_length), config)
-    models = config.model.models_needed({t.is_complex for t in batch.targets})
+    models = models_needed(config.model, {t.is_complex for t in batch.targets})
     line, announce = describe_setup(config, models)
     log.warning(line) if announce else log.info(line)
     check_local_setup(config, models)

@@ -208,13 +208,6 @@ PRESET_PREDICTIONS = {"alphafold": {"monomer": 1, "multimer": 5}, "fast": {"mono
 _RUNNER = re.compile(r"^(?P<model>.+)_pred_(?P<index>\d+)$")
 
 
-def is_multimer_model(name: str) -> bool:
-    """Whether the model predicts complexes (its class's family)."""
-    from foldflow.models.registry import model_class
-
-    return model_class(name).family == "multimer"
-
-
 def runner_model(runner: str) -> str:
     """The model of a prediction's name (``model_1_pred_0`` -> ``model_1``)."""
     match = _RUNNER.match(runner)
@@ -268,25 +261,6 @@ class ModelConfig(_Strict):
         """Every model this config names (preset names expanded), in order."""
         names = self.names or PRESET_MODELS[self.effective_preset]
         return list(dict.fromkeys(m for name in names for m in MODEL_SETS.get(name, [name])))
-
-    def models_for(self, is_complex: bool) -> list[str]:
-        """The models that predict a complex (multimer) or a monomer."""
-        return [m for m in self.model_names if is_multimer_model(m) == is_complex]
-
-    def models_needed(self, complexes: set[bool]) -> list[str]:
-        """The models a batch needs: ``complexes`` holds True if it has complexes, False if monomers."""
-        return [m for m in self.model_names if is_multimer_model(m) in complexes]
-
-    def runners_for(self, is_complex: bool) -> list[str]:
-        """The predictions of a target, named as run_alphafold names them: ``<model>_pred_<i>``."""
-        kind = "multimer" if is_complex else "monomer"
-        count = self.predictions_per_model or PRESET_PREDICTIONS[self.effective_preset][kind]
-        return [f"{model}_pred_{i}" for model in self.models_for(is_complex) for i in range(count)]
-
-    def seed_for(self, runner: str, is_complex: bool) -> int:
-        """A prediction's seed, derived from the run seed as run_alphafold derives it."""
-        runners = self.runners_for(is_complex)
-        return runners.index(runner) + self.random_seed * len(runners)
 
     def bucket_for(self, num_res: int) -> int:
         """The smallest bucket that holds ``num_res`` residues (``num_res`` itself past the last)."""

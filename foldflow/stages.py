@@ -26,6 +26,7 @@ from foldflow.config import ModelConfig, MsaConfig, RelaxConfig, RunConfig, Temp
 from foldflow.features import FeatureDict, build_features, msa_depth
 from foldflow.models import model_class
 from foldflow.models.base import CompileStats, Model, Prediction
+from foldflow.models.predictions import seed_for
 from foldflow.alignment import QUERY_NAME, Alignment
 from foldflow.msa.engine import MsaEngine
 from foldflow.outputs import TargetOutputs, ranked_names, to_protein, write_target
@@ -217,7 +218,7 @@ def predict_target(target: Target, features: Features, runner: str, model: Calla
 
     start = time.time()
     model_name = runner_model(runner)
-    seed = settings.seed_for(runner, target.is_complex)
+    seed = seed_for(settings, runner, target.is_complex)
     bucket = settings.bucket_for(target.length)
     loaded: list[Model] = []
 

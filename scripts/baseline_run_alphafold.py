@@ -25,6 +25,7 @@ from foldflow.config import ModelConfig, MsaConfig
 from foldflow.features import build_features
 from foldflow.models.alphafold2 import AlphaFold2
 from foldflow.models.compile_stats import measure_compiles
+from foldflow.models.predictions import models_for, runners_for, seed_for
 from foldflow.msa.jackhmmer import ResidentDatabases
 from foldflow.outputs import TargetOutputs, write_target
 from foldflow.targets import load_targets
@@ -40,8 +41,8 @@ def main() -> None:
     args = parser.parse_args()
     start = time.perf_counter()
     settings = ModelConfig.model_validate_json(args.model_settings).model_copy(update={"params_dir": args.params})
-    (name,) = settings.models_for(False)  # the benchmark's one model
-    (runner,) = settings.runners_for(False)
+    (name,) = models_for(settings, False)  # the benchmark's one model
+    (runner,) = runners_for(settings, False)
     model = AlphaFold2(name, settings)  # loads the npz once
     databases = ResidentDatabases(MsaConfig())
     args.out.mkdir(parents=True, exist_ok=True)
@@ -51,7 +52,7 @@ def main() -> None:
             began = time.perf_counter()
             alignments = databases.search(target.id, target.sequence)
             features = build_features(target.sequence, target.description, alignments)
-            prediction = model.predict(features, settings.seed_for(runner, False), target.length)  # exact length
+            prediction = model.predict(features, seed_for(settings, runner, False), target.length)  # exact length
             outputs = TargetOutputs(msas={"A": alignments}, template_hits={}, predictions={runner: prediction},
                                     relaxed={}, relax_requested=False,
                                     timings={"total": time.perf_counter() - began}, multimer=False)

@@ -16,6 +16,7 @@ from foldflow.config import ModelConfig, RunConfig
 from foldflow.relax import RelaxSettings
 from foldflow.features import build_features
 from foldflow.models.alphafold2 import model_config, process_features
+from foldflow.models.predictions import runners_for, seed_for
 from foldflow.msa.jackhmmer import ResidentDatabases
 from foldflow.config import MsaConfig
 from test_msa import ABC_QUERY
@@ -69,14 +70,14 @@ def test_predictions_and_seeds_follow_run_alphafold():
     """run_alphafold 2.3 names predictions <model>_pred_<i> and gives prediction i of n the seed
     i + random_seed * n (run_alphafold.py: model_random_seed = model_index + random_seed * num_models)."""
     settings = ModelConfig(names=["monomer_ptm", "multimer"], random_seed=12345, preset="alphafold")
-    monomer = settings.runners_for(False)
+    monomer = runners_for(settings, False)
     assert monomer == [f"model_{i}_ptm_pred_0" for i in range(1, 6)]
-    assert [settings.seed_for(r, False) for r in monomer] == [i + 12345 * 5 for i in range(5)]
-    multimer = settings.runners_for(True)  # --num_multimer_predictions_per_model=5 by default
+    assert [seed_for(settings, r, False) for r in monomer] == [i + 12345 * 5 for i in range(5)]
+    multimer = runners_for(settings, True)  # --num_multimer_predictions_per_model=5 by default
     assert multimer[:6] == [f"model_1_multimer_v3_pred_{i}" for i in range(5)] + ["model_2_multimer_v3_pred_0"]
-    assert [settings.seed_for(r, True) for r in multimer] == [i + 12345 * 25 for i in range(25)]
+    assert [seed_for(settings, r, True) for r in multimer] == [i + 12345 * 25 for i in range(25)]
     two = ModelConfig(names=["monomer"], predictions_per_model=2, preset="alphafold")
-    assert two.runners_for(False)[:3] == ["model_1_pred_0", "model_1_pred_1", "model_2_pred_0"]
+    assert runners_for(two, False)[:3] == ["model_1_pred_0", "model_1_pred_1", "model_2_pred_0"]
     assert ModelConfig(preset="alphafold").model_names == (
         [f"model_{i}" for i in range(1, 6)] + [f"model_{i}_multimer_v3" for i in range(1, 6)])
 

@@ -19,6 +19,7 @@ from foldflow.flow.pools import WorkerPool
 from foldflow.flow.run import execute
 from foldflow.flow.workers import Worker
 from foldflow.flow.workflow import PoolSpec, pool_specs
+from foldflow.models.predictions import models_needed
 from foldflow.results import TargetResult
 from foldflow.runs import RunBook, RunManifest
 from foldflow.stages import run_chains
@@ -92,7 +93,7 @@ def execute_in_process(manifest: RunManifest, config: RunConfig, book: RunBook) 
 
     @contextmanager
     def open_pools(todo: list[Target]) -> Iterator[LocalPools]:
-        models = config.model.models_needed({t.is_complex for t in todo})
+        models = models_needed(config.model, {t.is_complex for t in todo})
         yield LocalPools(pool_specs(config, Path(manifest.out_dir), models, run_chains(todo)))
 
     return execute(manifest, config, book, open_pools)

@@ -20,6 +20,7 @@ from foldflow.compute import Resources
 from foldflow.config import RunConfig, runner_model
 from foldflow.flow import workers
 from foldflow.models import model_class
+from foldflow.models.predictions import runners_for
 from foldflow.msa.registry import make_engine
 from foldflow.stages import Placed, failed_result
 from foldflow.targets import Target
@@ -130,7 +131,7 @@ def prediction_workflow(config: RunConfig) -> Workflow:
     )
 
     def predictions(target: Target) -> tuple[str, ...]:
-        return tuple(config.model.runners_for(target.is_complex))
+        return tuple(runners_for(config.model, target.is_complex))
 
     def affinity(step: StepSpec, target: Target, runner: str | None) -> Hashable | None:
         if step.name != "predict":

@@ -10,11 +10,12 @@ from pathlib import Path
 
 import ray
 
-from foldflow.config import RunConfig, is_multimer_model
+from foldflow.config import RunConfig
 from foldflow.flow.local import LocalBackend, start_worker
 from foldflow.flow.pools import WorkerPool
 from foldflow.flow.run import execute
 from foldflow.flow.workflow import pool_resources, pool_sizes, pool_specs
+from foldflow.models.predictions import is_multimer_model, models_needed
 from foldflow.pipeline.actors import ACTOR_OPTIONS, RayBackend, ShardFanOut, StageActor, start_shard_workers
 from foldflow.pipeline.placement import UnplaceableStageError, check_placeable, placement_options
 from foldflow.pipeline.runtime import ray_session
@@ -99,7 +100,7 @@ def execute_run(manifest: RunManifest, config: RunConfig, book: RunBook) -> tupl
     def open_pools(todo: list[Target]) -> Iterator[RayPools]:
         with ray_session(config.pipeline.cluster_address(), min_cpus=first_actors_cpus(config)) as fixed_nodes:
             try:
-                models = config.model.models_needed({t.is_complex for t in todo})
+                models = models_needed(config.model, {t.is_complex for t in todo})
                 pools = RayPools(config, Path(manifest.out_dir), fixed_nodes, models, run_chains(todo))
             except UnplaceableStageError as error:
                 book.set_state(manifest.run_id, "failed", error=str(error))
