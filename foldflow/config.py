@@ -313,6 +313,12 @@ class PipelineConfig(_Strict):
     relax_actors_max: int | None = Field(default=None, ge=1)
     relax_actor_cpus: float = Field(default=1.0, ge=0)
     relax_actor_gpus: float = Field(default=0.0, ge=0)
+    # Output writers (each target's folder, plots included, and its summary row): Ray actors in processes of
+    # their own on the driver's node, where the outputs go, so the driver only schedules and records. 0 CPUs:
+    # the driver's node may offer none to actors (a head that runs the driver only).
+    writer_actors: int = Field(default=1, ge=1)
+    writer_actors_max: int | None = Field(default=None, ge=1)
+    writer_actor_cpus: float = Field(default=0.0, ge=0)
     max_in_flight: int = Field(default=4, ge=1)
     max_attempts: int = Field(default=3, ge=1)  # per target, when its actor or node is lost
     longest_first: bool = True  # start long targets first: a shorter makespan than input order

@@ -4,10 +4,12 @@ Targets have precomputed (query-only) A3M MSAs and run through the SIMULATED
 device with 0 seconds (`simulated_device`: a no-op model used only for this
 measurement), so what is measured is foldflow itself: validation, run
 records, the step store, actor calls, object-store transfers and writing
-outputs (plots off). Each size runs in a fresh driver process; its peak RSS
-is sampled (Ray's worker processes are not the driver and are not counted).
+outputs (plots off unless --plots). Each size runs in a fresh driver process; its peak RSS
+is sampled and its CPU seconds counted (Ray's worker processes are not the driver and are not counted).
+With --compare-with REV each size runs a second time, side by side, on the code of commit REV (a git
+worktree, imported through PYTHONPATH): the same script, targets and settings.
 
-Usage: .venv/bin/python scripts/bench_orchestration.py [--sizes 100,1000,5000]
+Usage: .venv/bin/python scripts/bench_orchestration.py [--sizes 100,1000,5000] [--plots] [--compare-with REV]
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 
 
-def one_size(count: int) -> dict:
+def one_size(count: int, plots: bool) -> dict:
     """Runs in a child process: predict `count` targets, report peak driver RSS and wall time."""
     import psutil
 
@@ -44,7 +46,7 @@ def one_size(count: int) -> dict:
             sequence = sequences[i % len(sequences)]
             fasta.write(f">t{i}\n{sequence}\n")
             (msas / f"t{i}.a3m").write_text(f">t{i}\n{sequence}\n")
-    config = RunConfig(store=str(work / "store"), plots=False,
+    config = RunConfig(store=str(work / "store"), plots=plots,
                        msa={"precomputed_dir": msas, "require_precomputed": True},
                        relax={"models_to_relax": "none"}, model={"names": ["simulated_device_0s"]},
                        pipeline={"progress": False, "max_in_flight": 8})
@@ -59,39 +61,57 @@ def one_size(count: int) -> dict:
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), process.cpu_times()
     run = foldflow.predict(work / "targets.fasta", work / "out", config)
     wall = time.perf_counter() - start
+    used = process.cpu_times()
+    driver_cpu = used.user + used.system - cpu.user - cpu.system
     done.set()
     table = run.to_pandas()
     makespan = float(table["ended_output"].max() - table["started_msa"].min())
     shutil.rmtree(work, ignore_errors=True)
     return {"targets": count, "ok": int((table["status"] == "ok").sum()), "wall_s": wall, "makespan_s": makespan,
             "per_target_ms": 1000 * makespan / count, "peak_rss_mb": peak[0] / 2**20,
+            "driver_cpu_ms_per_target": 1000 * driver_cpu / count,
             "start_rss_mb": baseline_rss / 2**20}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="100,1000,5000")
+    parser.add_argument("--plots", action="store_true", help="write the three plots per target")
+    parser.add_argument("--compare-with", metavar="REV", help="also run each size on the code of this commit")
     parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(one_size(args.child)))
+        print(json.dumps(one_size(args.child, args.plots)))
         return
+    codes = {"this code": None}
+    if args.compare_with:
+        worktree = Path(tempfile.mkdtemp(prefix="foldflow-base-")) / "tree"
+        subprocess.run(["git", "worktree", "add", "--detach", str(worktree), args.compare_with], check=True,
+                       cwd=HERE.parent, capture_output=True)
+        codes[args.compare_with] = worktree
     rows = []
     for size in map(int, args.sizes.split(",")):
-        output = subprocess.run([sys.executable, __file__, "--child", str(size)], check=True,
-                                capture_output=True, text=True).stdout
-        rows.append(json.loads(output.strip().splitlines()[-1]))
-        print(f"{size} targets done", flush=True)
-    print(f"machine: {platform.node()}, {os.cpu_count()} CPUs, Python {platform.python_version()}")
-    print("targets  ok     wall s  makespan s  per-target ms  driver peak RSS MB")
+        for code, tree in codes.items():  # side by side: each size on each code before the next size
+            env = {**os.environ, **({"PYTHONPATH": str(tree)} if tree else {})}
+            output = subprocess.run([sys.executable, __file__, "--child", str(size), *(["--plots"] if args.plots else [])],
+                                    check=True, capture_output=True, text=True, env=env).stdout
+            rows.append({"code": code, **json.loads(output.strip().splitlines()[-1])})
+            print(f"{size} targets done on {code}", flush=True)
+    if args.compare_with:
+        subprocess.run(["git", "worktree", "remove", "--force", str(codes[args.compare_with])], cwd=HERE.parent)
+    print(f"machine: {platform.node()}, {os.cpu_count()} CPUs, Python {platform.python_version()}; "
+          f"plots {'on' if args.plots else 'off'}")
+    print("code        targets  ok     wall s  makespan s  per-target ms  driver CPU ms/target  driver peak RSS MB")
     for row in rows:
-        print(f"{row['targets']:7d} {row['ok']:5d} {row['wall_s']:9.1f} {row['makespan_s']:11.1f} "
-              f"{row['per_target_ms']:14.1f} {row['peak_rss_mb']:18.1f}")
-    print(f"driver peak RSS growth {rows[0]['targets']} -> {rows[-1]['targets']} targets: "
-          f"{rows[-1]['peak_rss_mb'] - rows[0]['peak_rss_mb']:+.1f} MB")
+        print(f"{row['code']:11} {row['targets']:7d} {row['ok']:5d} {row['wall_s']:9.1f} {row['makespan_s']:11.1f} "
+              f"{row['per_target_ms']:14.1f} {row['driver_cpu_ms_per_target']:20.1f} {row['peak_rss_mb']:18.1f}")
+    for code in codes:
+        mine = [r for r in rows if r["code"] == code]
+        print(f"{code}: driver peak RSS growth {mine[0]['targets']} -> {mine[-1]['targets']} targets: "
+              f"{mine[-1]['peak_rss_mb'] - mine[0]['peak_rss_mb']:+.1f} MB")
 
 
 if __name__ == "__main__":

@@ -1,11 +1,13 @@
 """The in-process runner writes the Ray pipeline's bytes, for a monomer and complexes with relaxation; a chain
 two complexes in flight share is searched once; renamed records recompute nothing."""
 
+import os
 import re
 
 import pytest
 
 import foldflow
+from foldflow.runs import RunBook
 from foldflow.store import Store
 from conftest import DEMO_FASTA, small_run_config
 from test_runs import files_without_timings, ledger
@@ -61,6 +63,8 @@ def test_in_process_runner_writes_the_bytes_of_the_ray_pipeline(both_runners):
     assert {"msas/A/uniprot_hits.sto", "msas/B/uniprot_hits.sto"} <= set(target_files(work / "ray", "cage"))
     nodes = runs["ray"].to_pandas()["model_node"]
     assert (runs["in_process"].to_pandas()["model_node"] == "local").all() and (nodes != "local").all()
+    writers = RunBook(Store(work / "store-ray")).state(runs["ray"].run_id)["workers"]["writer"]
+    assert writers and all(w["pid"] != os.getpid() for w in writers), "writer actors wrote, not the driver"
 
 
 def test_a_chain_two_complexes_in_flight_share_is_searched_once(both_runners):

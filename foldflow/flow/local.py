@@ -1,7 +1,7 @@
 """The in-process backend: a pool's workers are plain objects called in this process.
 
-The driver's output writer runs this way on Ray runs, a run with ``pipeline.runner: in_process`` runs every
-pool this way (:func:`execute_in_process`), and the scheduler's fast tests use it for their stand-in pools.
+A run with ``pipeline.runner: in_process`` runs every pool this way (:func:`execute_in_process`), and the
+scheduler's fast tests use it for their stand-in pools.
 """
 
 from __future__ import annotations

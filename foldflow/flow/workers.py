@@ -191,7 +191,8 @@ def score(writer: WriterResident, job: StepJob) -> tuple[TargetScores, None]:
 
 # -- writer pool ---------------------------------------------------------------------------------------------
 class WriterResident(Resident):
-    """Where the run's folders go (on Ray, the driver: outputs go where the user runs foldflow)."""
+    """Where the run's folders go (on Ray, writers run on the driver's node: outputs go where the user runs
+    foldflow)."""
 
     def __init__(self, config: RunConfig, out_dir: Path):
         self.config = config

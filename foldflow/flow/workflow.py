@@ -149,12 +149,12 @@ def prediction_workflow(config: RunConfig) -> Workflow:
 class PoolSpec:
     label: str  # the pool as users read it (errors, logs, the run's worker records)
     resident: Callable[[], workers.Resident]  # builds what its workers hold, where each runs
-    resources: Resources | None  # what one worker asks of its node; None: it runs in the driver's process
+    resources: Resources  # what one worker on Ray asks of its node
     size: tuple[int, int]  # workers at the start, and at most (it grows while work waits)
 
 
 def pool_resources(config: RunConfig) -> dict[str, Resources]:
-    """What one worker of each pool on Ray asks for: the pipeline settings where given, else what the MSA
+    """What one worker of each pool asks for on Ray: the pipeline settings where given, else what the MSA
     engines and the models declare."""
     p = config.pipeline
     engines = [make_engine(name, config.msa).resources() for name in config.msa.search_engines()]
@@ -167,6 +167,7 @@ def pool_resources(config: RunConfig) -> dict[str, Resources]:
         "model": Resources(cpus=max(m.cpus for m in models) if p.model_actor_cpus is None else p.model_actor_cpus,
                            gpus=max(m.gpus for m in models) if p.model_actor_gpus is None else p.model_actor_gpus),
         **({"relax": Resources(cpus=p.relax_actor_cpus, gpus=p.relax_actor_gpus)} if config.relaxes else {}),
+        "writer": Resources(cpus=p.writer_actor_cpus),
     }
 
 
@@ -174,7 +175,8 @@ def pool_sizes(config: RunConfig) -> dict[str, tuple[int, int]]:
     p = config.pipeline
     return {"msa": (p.msa_actors, p.msa_actors_max or p.msa_actors),
             "model": (p.model_actors, p.model_actors_max or p.model_actors),
-            "relax": (p.relax_actors, p.relax_actors_max or p.relax_actors), "writer": (1, 1)}
+            "relax": (p.relax_actors, p.relax_actors_max or p.relax_actors),
+            "writer": (p.writer_actors, p.writer_actors_max or p.writer_actors)}
 
 
 def pool_specs(config: RunConfig, out_dir: Path, models: list[str], upcoming: Sequence[tuple[str, bool]],
@@ -190,4 +192,4 @@ def pool_specs(config: RunConfig, out_dir: Path, models: list[str], upcoming: Se
            if config.relaxes else {}),
         "writer": ("writer", partial(workers.WriterResident, config, out_dir)),
     }
-    return {name: PoolSpec(label, build, resources.get(name), sizes[name]) for name, (label, build) in resident.items()}
+    return {name: PoolSpec(label, build, resources[name], sizes[name]) for name, (label, build) in resident.items()}

@@ -5,13 +5,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from functools import partial
 from pathlib import Path
 
 import ray
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from foldflow.config import RunConfig
-from foldflow.flow.local import LocalBackend, start_worker
 from foldflow.flow.pools import WorkerPool
 from foldflow.flow.run import execute
 from foldflow.flow.workflow import pool_resources, pool_sizes, pool_specs
@@ -29,12 +28,15 @@ CALLS_PER_ACTOR = 2
 
 
 def ray_placement(config: RunConfig) -> dict[str, dict]:
-    """Ray actor options of each pool that runs on Ray: its declared resources, and the custom resources and
-    node labels the pipeline settings ask for."""
+    """Ray actor options of each pool: its declared resources, and the custom resources and node labels the
+    pipeline settings ask for; the writers on this (the driver's) node, where the outputs go."""
     p = config.pipeline
     node = {"msa": (p.msa_actor_resources, p.msa_actor_labels), "model": (p.model_actor_resources, p.model_actor_labels)}
-    return {name: placement_options(r.cpus, r.gpus, *node.get(name, ({}, {})), r.memory_gb)
-            for name, r in pool_resources(config).items()}
+    options = {name: placement_options(r.cpus, r.gpus, *node.get(name, ({}, {})), r.memory_gb)
+               for name, r in pool_resources(config).items()}
+    options["writer"]["scheduling_strategy"] = NodeAffinitySchedulingStrategy(
+        ray.get_runtime_context().get_node_id(), soft=False)
+    return options
 
 
 def first_actors_cpus(config: RunConfig) -> float:
@@ -44,7 +46,7 @@ def first_actors_cpus(config: RunConfig) -> float:
 
 
 class RayPools:
-    """The run's pools: those with resources as Ray actors, the output writer in this process."""
+    """The run's pools as Ray actors."""
 
     def __init__(self, config: RunConfig, out_dir: Path, fixed_nodes: bool, models: list[str],
                  upcoming: list[tuple[str, bool]]):
@@ -65,16 +67,12 @@ class RayPools:
                 return actor, actor.warm.remote()  # resident objects load now, before the first call needs them
             return start
 
-        ray_backend, local_backend = RayBackend(), LocalBackend()
+        backend = RayBackend()
         stop = lambda actor: ray.kill(actor, no_restart=True)  # noqa: E731
-        self.backends = {name: ray_backend if name in placement else local_backend for name in specs}
-        self.pools = {
-            name: WorkerPool(spec.label, starter(name), ray_backend, *spec.size, CALLS_PER_ACTOR,
-                             config.pipeline.idle_timeout_s, stop)
-            if name in placement else
-            WorkerPool(spec.label, partial(start_worker, spec), local_backend, *spec.size, 1,
-                       config.pipeline.idle_timeout_s)
-            for name, spec in specs.items()}
+        self.backends = {name: backend for name in specs}
+        self.pools = {name: WorkerPool(spec.label, starter(name), backend, *spec.size, CALLS_PER_ACTOR,
+                                       config.pipeline.idle_timeout_s, stop)
+                      for name, spec in specs.items()}
 
     def stats(self) -> dict:
         """Per actor still in the pools: load seconds, memory, compiles; pool sizes."""
