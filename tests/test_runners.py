@@ -3,6 +3,7 @@ two complexes in flight share is searched once; renamed records recompute nothin
 
 import os
 import re
+import shutil
 
 import pytest
 
@@ -26,35 +27,39 @@ def target_files(folder, target_id):
     return files_without_timings(folder / target_id)
 
 
-@pytest.fixture(scope="module")
-def two_targets(tmp_path_factory):
-    fasta = tmp_path_factory.mktemp("input") / "two.fasta"
-    fasta.write_text("".join(">" + r for r in DEMO_FASTA.read_text().split(">")[2:4]))
-    return fasta
+def runner_config(store, runner="ray"):
+    """A monomer model and a multimer model, one prediction each, the best relaxed; two MSA actors on Ray."""
+    config = small_run_config(store, runner=runner, msa_actors=2, longest_first=False)
+    config.model.names = ["model_1_ptm", "model_1_multimer_v3"]
+    config.model.predictions_per_model = 1
+    config.relax.models_to_relax = "best"
+    return config
 
 
 @pytest.fixture(scope="module")
-def both_runners(tmp_path_factory, two_targets):
-    """Two heterodimers with a chain in common and a monomer, each runner in its own store (both compute
-    everything), the best prediction relaxed; on Ray two MSA actors."""
+def both_runners(tmp_path_factory):
+    """Two heterodimers with a chain in common and a monomer, each runner in its own store.
+
+    The Ray run computes everything but the relaxations, which it takes from the in-process run's store:
+    OpenMM's minimisation of these random-parameter structures (every residue violated) is not reproducible
+    from process to process to the last digit (4 processes relaxing one structure gave 4 different files,
+    with OpenMM on one thread too), so only stored relaxations can be compared byte for byte."""
     work = tmp_path_factory.mktemp("runners")
     fasta = work / "targets.fasta"
-    fasta.write_text(COMPLEXES + two_targets.read_text().split(">HG003690_101")[0])
-    runs = {}
-    for runner in ("in_process", "ray"):
-        config = small_run_config(work / f"store-{runner}", runner=runner, msa_actors=2, longest_first=False)
-        config.model.names = ["model_1_ptm", "model_1_multimer_v3"]
-        config.model.predictions_per_model = 1
-        config.relax.models_to_relax = "best"
-        runs[runner] = foldflow.predict(fasta, work / runner, config)
+    fasta.write_text(COMPLEXES + "".join(">" + r for r in DEMO_FASTA.read_text().split(">")[2:3]))
+    runs = {"in_process": foldflow.predict(fasta, work / "in_process", runner_config(work / "store-in_process",
+                                                                                      "in_process"))}
+    shutil.copytree(work / "store-in_process" / "steps" / "relax", work / "store-ray" / "steps" / "relax")
+    runs["ray"] = foldflow.predict(fasta, work / "ray", runner_config(work / "store-ray"))
     return work, runs
 
 
 def test_in_process_runner_writes_the_bytes_of_the_ray_pipeline(both_runners):
     work, runs = both_runners
-    for run in runs.values():
+    for runner, run in runs.items():
         table = run.to_pandas()
-        assert run.ok and (table["model_calls"] == 1).all() and (table["relaxations"] == 1).all()
+        assert run.ok and (table["model_calls"] == 1).all(), runner
+        assert (table["relaxations"] == (1 if runner == "in_process" else 0)).all(), runner
     for target_id in ("HG003690_137", "walker", "cage"):
         in_process = target_files(work / "in_process", target_id)
         assert in_process == target_files(work / "ray", target_id), target_id
@@ -83,27 +88,29 @@ def test_a_chain_two_complexes_in_flight_share_is_searched_once(both_runners):
         assert sorted(table["msa_searches"]) == [3, 4, 8], runner
 
 
-def test_renamed_records_recompute_nothing(tmp_path, two_targets, both_runners):
+def test_renamed_records_recompute_nothing(tmp_path, both_runners):
     work, runs = both_runners
     first = runs["ray"]
     renamed = tmp_path / "renamed.fasta"
     names = {}
-    text = two_targets.read_text()
+    text = (work / "targets.fasta").read_text()
     for i, old in enumerate(re.findall(r"^>(\S+)", text, flags=re.MULTILINE)):
         names[old] = f"renamed_{i}"
-        text = text.replace(f">{old}", f">renamed_{i} another description")
+        text = re.sub(rf"^>{old}([ \t].*)?$", f">renamed_{i} another description", text, flags=re.MULTILINE)
     renamed.write_text(text)
     store = Store(work / "store-ray")
     computed = ledger(store)
     assert {kind for kind, _ in computed} == {"msa", "templates", "features", "prediction"}
-    second = foldflow.predict(renamed, tmp_path / "second", small_run_config(work / "store-ray"))
+    second = foldflow.predict(renamed, tmp_path / "second", runner_config(work / "store-ray"))
     table = second.to_pandas().set_index("target_id")
-    assert sorted(table.index) == ["renamed_0", "renamed_1"] and second.ok
+    assert sorted(table.index) == ["renamed_0", "renamed_1", "renamed_2"] and second.ok
     assert ledger(store) == computed, "the renamed run computed something (the store's ledger changed)"
     assert (table["msa_searches"] == 0).all() and (table["model_calls"] == 0).all() and table["cached"].all()
     for old, new in names.items():
         before, after = target_files(first.out_dir, old), target_files(second.out_dir, new)
         assert after["ranked_0.pdb"] == before["ranked_0.pdb"]
-        msa = after["msas/uniref90_hits.sto"].decode()
+        path = "msas/uniref90_hits.sto" if "msas/uniref90_hits.sto" in after else "msas/A/uniref90_hits.sto"
+        msa = after[path].decode()
         assert re.search(rf"^{new}\s+[A-Z-]+$", msa, flags=re.MULTILINE), "the query row carries the new name"
-        assert old not in msa and re.search(rf"^{old}\s", before["msas/uniref90_hits.sto"].decode(), re.MULTILINE)
+        assert not re.search(rf"^{old}\s", msa, re.MULTILINE)
+        assert re.search(rf"^{old}\s", before[path].decode(), re.MULTILINE)

@@ -54,8 +54,7 @@ def execute(manifest: RunManifest, config: RunConfig, book: RunBook,
                                       on_result=report, on_step=progress.step)
                 finished.update((r.target_id, r) for r in scheduler.run(todo))
                 cancelled = scheduler.cancelled
-                if not cancelled:
-                    workers = pools.stats()
+                workers = {"workers": scheduler.workers(), **({} if cancelled else pools.stats())}
             finally:
                 progress.close()
     book.set_state(manifest.run_id, "cancelled" if cancelled else "finished", **workers)

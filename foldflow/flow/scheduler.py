@@ -308,9 +308,11 @@ class Scheduler:
         pid, node = placed.placement.pid, placed.placement.node
         if self.workers_seen[pool].get(pid) != node:
             self.workers_seen[pool][pid] = node
-            self.book.set_state(self.run_id, "running", workers={
-                name: [{"pid": p, "node_id": n} for p, n in seen.items()]
-                for name, seen in self.workers_seen.items()})
+            self.book.set_state(self.run_id, "running", workers=self.workers())
+
+    def workers(self) -> dict[str, list[dict]]:
+        """Each pool's worker processes seen so far (pid and node)."""
+        return {name: [{"pid": p, "node_id": n} for p, n in seen.items()] for name, seen in self.workers_seen.items()}
 
     def _scale(self, admitting: bool) -> None:
         for name, pool in self.pools.items():
