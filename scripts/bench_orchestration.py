@@ -7,7 +7,8 @@ records, the step store, actor calls, object-store transfers and writing
 outputs (plots off unless --plots). Each size runs in a fresh driver process; its peak RSS
 is sampled and its CPU seconds counted (Ray's worker processes are not the driver and are not counted).
 With --compare-with REV each size runs a second time, side by side, on the code of commit REV (a git
-worktree, imported through PYTHONPATH): the same script, targets and settings.
+worktree, imported through PYTHONPATH and the driver's working directory): the same script, targets and
+settings.
 
 Usage: .venv/bin/python scripts/bench_orchestration.py [--sizes 100,1000,5000] [--plots] [--compare-with REV]
 """
@@ -97,7 +98,8 @@ def main() -> None:
         for code, tree in codes.items():  # side by side: each size on each code before the next size
             env = {**os.environ, **({"PYTHONPATH": str(tree)} if tree else {})}
             output = subprocess.run([sys.executable, __file__, "--child", str(size), *(["--plots"] if args.plots else [])],
-                                    check=True, capture_output=True, text=True, env=env).stdout
+                                    check=True, capture_output=True, text=True, env=env,
+                                    cwd=tree or HERE.parent).stdout  # Ray's workers import from the driver's cwd
             rows.append({"code": code, **json.loads(output.strip().splitlines()[-1])})
             print(f"{size} targets done on {code}", flush=True)
     if args.compare_with:
