@@ -314,11 +314,16 @@ class PipelineConfig(_Strict):
     relax_actor_cpus: float = Field(default=1.0, ge=0)
     relax_actor_gpus: float = Field(default=0.0, ge=0)
     # Output writers (each target's folder, plots included, and its summary row): Ray actors in processes of
-    # their own on the driver's node, where the outputs go, so the driver only schedules and records. 0 CPUs:
-    # the driver's node may offer none to actors (a head that runs the driver only).
+    # their own, so the driver only schedules and records. writer_nodes "driver": on the driver's node, where a
+    # local output folder is (0 CPUs by default: the driver's node may offer none to actors, a head that runs
+    # the driver only); "any": on any node with the writers' resources and labels (an output folder every node
+    # mounts, e.g. NFS).
     writer_actors: int = Field(default=1, ge=1)
     writer_actors_max: int | None = Field(default=None, ge=1)
     writer_actor_cpus: float = Field(default=0.0, ge=0)
+    writer_nodes: Literal["driver", "any"] = "driver"
+    writer_actor_resources: dict[str, float] = Field(default_factory=dict)
+    writer_actor_labels: dict[str, str] = Field(default_factory=dict)
     max_in_flight: int = Field(default=4, ge=1)
     max_attempts: int = Field(default=3, ge=1)  # per target, when its actor or node is lost
     longest_first: bool = True  # start long targets first: a shorter makespan than input order

@@ -13,7 +13,7 @@ expand into one column per key.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 import pyarrow as pa
@@ -105,7 +105,10 @@ class TargetResult:
     scores: TargetScores = field(default_factory=TargetScores)
 
     def to_record(self) -> dict:
-        return asdict(self)
+        """The result as JSON-ready values (its parts' fields shared, not copied: the run records' cost per
+        target)."""
+        return {**{f.name: getattr(self, f.name) for f in fields(self) if f.name not in PARTS},
+                **{name: dict(vars(getattr(self, name))) for name in PARTS}}
 
     @classmethod
     def from_record(cls, record: dict) -> TargetResult:

@@ -4,13 +4,18 @@ Layout under the store root::
 
     runs/<run_id>/run.json            manifest: input, output dir, config, targets (with sequences)
     runs/<run_id>/state.json          running | finished | cancelled | failed (with the error), driver pid, host
-    runs/<run_id>/targets/<id>.json   pending | msa | model | relax | output | ok | failed | cancelled | invalid
+    runs/<run_id>/targets/<n>.jsonl   target states, a batch per file: pending | msa | model | relax | output |
+                                      ok | failed | cancelled | invalid (the last record of a target wins)
     runs/<run_id>/cancel              present once a cancel was requested
+
+Target states are batched: :meth:`RunBook.set_target` keeps them in memory and :meth:`RunBook.flush` writes
+every state changed since the last flush as one file (the scheduler flushes once a second and when the
+run's state changes), so a run of 100,000 targets writes a few hundred files, not one per state change.
 """
 
 from __future__ import annotations
 
-import hashlib
+import json
 import os
 import re
 import socket
@@ -23,7 +28,7 @@ from pathlib import Path
 from foldflow.errors import FoldflowError, InvalidRunIdError
 from foldflow.results import TargetResult
 from foldflow.store import Store
-from foldflow.targets import InvalidTarget, Target, safe_target_id
+from foldflow.targets import InvalidTarget, Target
 
 RUN_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 FINISHED_TARGET_STATES = ("ok", "failed", "invalid")
@@ -91,6 +96,7 @@ class RunBook:
 
     def __init__(self, store: Store):
         self.store = store
+        self._unsaved: dict[str, dict[str, dict]] = {}  # run id -> target id -> its latest state, not yet written
 
     def _path(self, run_id: str, name: str) -> str:
         return f"runs/{run_id}/{name}"
@@ -104,6 +110,7 @@ class RunBook:
             self.set_target(run_id, target.id, "pending")
         for bad in invalid:
             self.set_target(run_id, bad.id, "invalid", error=bad.error)
+        self.flush(run_id)
         return manifest
 
     def manifest(self, run_id: str) -> RunManifest:
@@ -116,6 +123,8 @@ class RunBook:
         return self.store.get_record(self._path(run_id, "run.json")) is not None
 
     def set_state(self, run_id: str, state: str, **extra) -> None:
+        """The run's state (target states set before it are written first)."""
+        self.flush(run_id)
         record = {"state": state, "updated": time.time(), "pid": os.getpid(), "host": socket.gethostname(), **extra}
         self.store.put_record(self._path(run_id, "state.json"), record)
 
@@ -128,22 +137,28 @@ class RunBook:
         return record
 
     def set_target(self, run_id: str, target_id: str, status: str, **info) -> None:
+        """A target's state, written with the next :meth:`flush`."""
         record = {"status": status, "updated": time.time(), "target_id": target_id, **info}
-        self.store.put_record(self._path(run_id, f"targets/{self._record_name(target_id)}.json"), record)
+        self._unsaved.setdefault(run_id, {})[target_id] = record
 
-    @staticmethod
-    def _record_name(target_id: str) -> str:
-        """Valid ids are already safe file names; an invalid one may not be, so it is made one."""
-        safe = safe_target_id(target_id)
-        if safe == target_id and not safe.startswith("."):
-            return safe
-        return f"_{safe.lstrip('.')}-{hashlib.sha256(target_id.encode()).hexdigest()[:8]}"
+    def flush(self, run_id: str) -> None:
+        """Write the target states set since the last flush, as one file (named so files sort in time order)."""
+        records = self._unsaved.pop(run_id, None)
+        if records:
+            lines = "".join(json.dumps(record, sort_keys=True) + "\n" for record in records.values())
+            name = f"{time.time_ns():020d}-{uuid.uuid4().hex[:6]}.jsonl"
+            self.store.put_text(self._path(run_id, f"targets/{name}"), lines)
 
     def targets(self, run_id: str) -> dict[str, dict]:
-        names = self.store.list_dir(self._path(run_id, "targets"))
-        records = [self.store.get_record(self._path(run_id, f"targets/{name}"))
-                   for name in names if name.endswith(".json")]
-        return {record["target_id"]: record for record in records if record}
+        """Each target's latest state: the written batches in order, then any not yet flushed."""
+        latest: dict[str, dict] = {}
+        for name in self.store.list_dir(self._path(run_id, "targets")):
+            if name.endswith(".jsonl"):
+                for line in (self.store.get_text(self._path(run_id, f"targets/{name}")) or "").splitlines():
+                    record = json.loads(line)
+                    latest[record["target_id"]] = record
+        latest.update(self._unsaved.get(run_id, {}))
+        return latest
 
     def finished_result(self, record: dict) -> TargetResult | None:
         return TargetResult.from_record(record["result"]) if record.get("result") else None

@@ -117,6 +117,7 @@ class Placed:
 
     record: ChainAlignments | ChainTemplates | TargetFeatures | PredictedModel | RelaxedTarget | TargetResult
     placement: Placement
+    seconds: float = 0.0  # the worker's time on it
     shared: bool = False  # computed for another target in flight with the same chain (its counts are not ours)
 
 

@@ -171,11 +171,18 @@ class Store:
         self._write_atomic(self._path(relative), json.dumps(record, indent=1, sort_keys=True).encode())
 
     def get_record(self, relative: str) -> Any | None:
+        text = self.get_text(relative)
+        return None if text is None else json.loads(text)
+
+    def put_text(self, relative: str, text: str) -> None:
+        self._write_atomic(self._path(relative), text.encode())
+
+    def get_text(self, relative: str) -> str | None:
         path = self._path(relative)
         if not self._exists(path):
             return None
         with self.fs.open_input_stream(path) as handle:
-            return json.loads(handle.read())
+            return handle.read().decode()
 
     def delete_record(self, relative: str) -> None:
         path = self._path(relative)

@@ -30,7 +30,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 
 
-def one_size(count: int, plots: bool) -> dict:
+def one_size(count: int, plots: bool, in_flight: int) -> dict:
     """Runs in a child process: predict `count` targets, report peak driver RSS and wall time."""
     import psutil
 
@@ -50,7 +50,7 @@ def one_size(count: int, plots: bool) -> dict:
     config = RunConfig(store=str(work / "store"), plots=plots,
                        msa={"precomputed_dir": msas, "require_precomputed": True},
                        relax={"models_to_relax": "none"}, model={"names": ["simulated_device_0s"]},
-                       pipeline={"progress": False, "max_in_flight": 8})
+                       pipeline={"progress": False, "max_in_flight": in_flight})
     process = psutil.Process()
     baseline_rss = process.memory_info().rss
     peak = [baseline_rss]
@@ -81,11 +81,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="100,1000,5000")
     parser.add_argument("--plots", action="store_true", help="write the three plots per target")
+    parser.add_argument("--max-in-flight", type=int, default=8,
+                        help="targets admitted at once (a cluster's setting: quick steps batch over them)")
     parser.add_argument("--compare-with", metavar="REV", help="also run each size on the code of this commit")
     parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(one_size(args.child, args.plots)))
+        print(json.dumps(one_size(args.child, args.plots, args.max_in_flight)))
         return
     codes = {"this code": None}
     if args.compare_with:
@@ -97,7 +99,8 @@ def main() -> None:
     for size in map(int, args.sizes.split(",")):
         for code, tree in codes.items():  # side by side: each size on each code before the next size
             env = {**os.environ, **({"PYTHONPATH": str(tree)} if tree else {})}
-            output = subprocess.run([sys.executable, __file__, "--child", str(size), *(["--plots"] if args.plots else [])],
+            output = subprocess.run([sys.executable, __file__, "--child", str(size), "--max-in-flight",
+                                     str(args.max_in_flight), *(["--plots"] if args.plots else [])],
                                     check=True, capture_output=True, text=True, env=env,
                                     cwd=tree or HERE.parent).stdout  # Ray's workers import from the driver's cwd
             rows.append({"code": code, **json.loads(output.strip().splitlines()[-1])})

@@ -4,6 +4,7 @@ The stand-in workers count every call they get, so each test counts what its
 claim is about: calls per step, targets in flight, retries, affinity.
 """
 
+import time
 from collections import Counter, deque
 from dataclasses import replace
 
@@ -13,6 +14,7 @@ from foldflow.config import RunConfig
 from foldflow.models.base import CompileStats
 from foldflow.flow.local import Done, LocalBackend, WorkerLost, start_local
 from foldflow.flow.pools import WorkerPool
+from foldflow.flow import scheduler as scheduler_module
 from foldflow.flow.scheduler import Scheduler
 from foldflow.results import TargetResult, TargetScores
 from foldflow.runs import RunBook
@@ -31,15 +33,15 @@ class StepwiseBackend(LocalBackend):
     def __init__(self):
         self.queue: deque = deque()
 
-    def call(self, worker, method, args):
-        record, payload = Done(), Done()
-        self.queue.append((record, payload, worker, method, args))
-        return record, payload
+    def call(self, worker, method, items):
+        handles = [(Done(), Done()) for _ in items]
+        self.queue.extend((record, payload, worker, method, args) for (record, payload), args in zip(handles, items))
+        return handles
 
     def ready(self, handles, timeout):
         while self.queue and not any(h.value is not None or h.error is not None for h in handles):
             record, payload, worker, method, args = self.queue.popleft()
-            done_record, done_payload = super().call(worker, method, args)
+            done_record, done_payload = super().call_one(worker, method, args)
             record.value, record.error, payload.value = done_record.value, done_record.error, done_payload.value
         return [h for h in handles if h.value is not None or h.error is not None]
 
@@ -150,6 +152,35 @@ def test_every_step_runs_once_per_target_chain_and_model(tmp_path):
                      for m in ("model_1_ptm", "model_2_ptm")})
     assert CALLS == expected
     assert {tid: r["status"] for tid, r in book.targets("r").items()} == {"t0": "ok", "t1": "ok", "t2": "ok"}
+
+
+def test_quick_steps_share_calls_while_targets_wait_and_slow_steps_never_do(tmp_path, monkeypatch):
+    monkeypatch.setattr(scheduler_module, "BATCH_SECONDS", 0.005)  # the stand-ins take microseconds
+    monkeypatch.setattr(scheduler_module, "LINGER_SECONDS", 0.02)
+
+    def slow_predict(model, job, features):
+        time.sleep(0.01)  # a step longer than BATCH_SECONDS per item
+        return predict(model, job, features)
+
+    run, _ = scheduler(tmp_path, max_in_flight=6, predict=slow_predict)
+    backend, batches = run.backends["msa"], []
+    call = backend.call
+
+    def counted(worker, function, items):
+        batches.append((function.__name__, len(items)))
+        return call(worker, function, items)
+
+    backend.call = counted
+    results = run.run(targets(*range(50, 74)))  # 24 targets, 6 in flight: the rest wait for admission
+    assert len(results) == 24 and all(r.status == "ok" for r in results)
+    items = Counter()
+    for (step, *_), n in CALLS.items():
+        items[step] += n
+    assert items == {"align": 24, "templates": 24, "features": 24, "predict": 48, "score": 24, "write": 24}
+    calls = Counter(name for name, _ in batches)
+    assert {name for name, size in batches if size > 1} >= {"align", "search_templates", "make_features", "score", "write"}
+    assert calls["write"] < 24 and calls["align"] < 24, "quick steps' items share calls"
+    assert {size for name, size in batches if name == "slow_predict"} == {1}, "a slow step's items never share"
 
 
 def test_targets_in_flight_never_exceed_the_limit(tmp_path):

@@ -2,7 +2,10 @@
 
 It only schedules: admission (at most ``max_in_flight`` targets between
 admission and their last step), dispatch to free workers (preferring a
-worker that has done similar work: its affinity, e.g. a compiled bucket),
+worker that has done similar work: its affinity, e.g. a compiled bucket;
+items of a quick step go several to a call, so the driver's cost of a call is
+shared: as many as take a worker about ``BATCH_SECONDS``; while more targets
+wait for admission, a quick step's items wait up to ``LINGER_SECONDS`` for others),
 shared work (a step item whose share key is queued or running already, such
 as a chain two complexes in flight have in common, runs once and its record
 goes to every target waiting for it), retries, pool growth and shrinking,
@@ -12,7 +15,7 @@ from the caller, so the loop has fast tests without Ray.
 
 Durability: every step looks its results up in the store before working
 (in :mod:`foldflow.stages`); the scheduler records each target's state and
-result in the run book, so a resumed run skips finished targets. A worker
+result in the run book (written once per poll interval), so a resumed run skips finished targets. A worker
 that is lost (its process or node died) makes the target start again, at
 most ``max_attempts`` times; any other error fails that target alone.
 """
@@ -35,17 +38,21 @@ from foldflow.flow.workflow import StepSpec, Workflow
 
 log = logging.getLogger("foldflow")
 POLL_SECONDS = 1.0
+BATCH_SECONDS = 1.0  # a call takes items of one step until they would keep its worker this long (measured)
+MAX_BATCH = 64
+LINGER_SECONDS = 0.25  # while targets wait for admission, a quick step's items wait this long to share a call
 
 
 class Backend(Protocol):
     """How a pool's workers are called: Ray actors, or plain objects in this process."""
 
-    def call(self, worker: Any, function: Callable, args: tuple) -> tuple[Any, Any]:
-        """Start ``worker.run(function, *args)`` (a step's function on the worker's resident objects);
-        handles of its (record, payload)."""
+    def call(self, worker: Any, function: Callable, items: list[tuple]) -> list[tuple[Any, Any]]:
+        """Start ``worker.run(function, *args)`` for each ``args`` of ``items`` (a step's function on the
+        worker's resident objects), all in one call where the worker is remote; handles of each one's
+        (record, payload). One item's error is that item's alone."""
 
     def ready(self, handles: list, timeout: float) -> list:
-        """Handles that are done, waiting at most ``timeout`` seconds for one."""
+        """Every handle that is done, waiting at most ``timeout`` seconds for one."""
 
     def get(self, handle: Any) -> Any:
         """The value (raises the call's error)."""
@@ -107,6 +114,9 @@ class Scheduler:
         # Share key of each step item queued or running -> the other targets that wait for its result.
         self.sharing: dict[Hashable, list[_Sharer]] = {}
         self.warm: dict[tuple[str, Any], set[Hashable]] = {}  # (pool, worker) -> affinities done
+        self.item_seconds: dict[str, float] = {}  # step -> a worker's recent seconds per item (its records')
+        self.dispatched: dict[str, float] = {}  # pool -> when its waiting work last went to a worker
+        self.backlog = False  # targets wait for admission: more work is coming
         self.workers_seen: dict[str, dict[int, str]] = {name: {} for name in pools}
         self.cancelled = False
 
@@ -121,6 +131,7 @@ class Scheduler:
         while queue or active:
             if time.monotonic() >= next_poll:
                 next_poll = time.monotonic() + POLL_SECONDS
+                self.book.flush(self.run_id)
                 if self.book.cancel_requested(self.run_id):
                     self._cancel([r.target for r in (*queue, *active)])
                     break
@@ -129,8 +140,9 @@ class Scheduler:
                 run = queue.popleft()
                 active.append(run)
                 self._start(run)
-            self._dispatch()
-            for handle in self._done():
+            self.backlog = bool(queue)
+            lingering = self._dispatch()
+            for handle in self._done(LINGER_SECONDS if lingering else POLL_SECONDS):
                 for run, result in self._complete(handle):
                     active.remove(run)
                     results.append(result)
@@ -160,14 +172,34 @@ class Scheduler:
             self.waiting[step.pool].append((run, step, item))
 
     # -- dispatch -----------------------------------------------------------------------------------
-    def _dispatch(self) -> None:
-        """Give waiting work to free workers, pool by pool in the workflow's order."""
+    def _dispatch(self) -> bool:
+        """Give waiting work to free workers, pool by pool in the workflow's order; whether some waits on
+        purpose (:meth:`_lingers`)."""
+        lingering = False
         for name in self.workflow.pools:
             pool, waiting = self.pools[name], self.waiting[name]
+            if waiting and self._lingers(name, waiting):
+                lingering = True
+                continue
+            if waiting and pool.free():
+                self.dispatched[name] = time.monotonic()
             while waiting and (free := pool.free()):
-                worker, (run, step, item) = self._pick(name, free, waiting)
-                pool.acquire(worker)
-                self._submit(name, worker, run, step, item)
+                worker, first = self._pick(name, free, waiting)
+                batch = [first, *self._batch_mates(first, waiting, len(free))]
+                for _ in batch:
+                    pool.acquire(worker)
+                self._submit(name, worker, batch)
+        return lingering
+
+    def _lingers(self, pool: str, waiting: deque) -> bool:
+        """Whether the pool's waiting work waits for more (a fuller call): while targets wait for admission,
+        for at most ``LINGER_SECONDS`` since the pool's last dispatch, when it is of a quick step and fewer
+        items wait than one call takes."""
+        seconds = self.item_seconds.get(waiting[0][1].name)
+        if not self.backlog or seconds is None or seconds >= BATCH_SECONDS:
+            return False
+        full = min(int(BATCH_SECONDS / max(seconds, 1e-6)), MAX_BATCH)
+        return len(waiting) < full and time.monotonic() - self.dispatched.get(pool, 0.0) < LINGER_SECONDS
 
     def _pick(self, pool: str, free: list, waiting: deque) -> tuple[Any, tuple]:
         """A free worker and waiting work, preferring work whose affinity the worker has."""
@@ -181,33 +213,55 @@ class Scheduler:
         cold = [w for w in free if not self.warm.get((pool, w))]
         return (cold[0] if cold else free[0]), waiting.popleft()
 
-    def _submit(self, pool: str, worker: Any, run: _TargetRun, step: StepSpec, item: str | None) -> None:
-        inputs = {}
-        for name in step.inputs:
-            needed = self.workflow.needs(step, item, name, run.target)
-            one = self.workflow.step(name).per == "target" or needed == [(name, item)]
-            inputs[name] = run.records[needed[0]] if one else {key[1]: run.records[key] for key in needed}
-        payloads = tuple(run.payloads[key] for name in step.payloads
-                         for key in self.workflow.needs(step, item, name, run.target))
-        job = StepJob(run.target, item, inputs, run.attempts)
-        record, payload = self.backends[pool].call(worker, step.run, (job, *payloads))
-        self.calls[record] = _Call(run, run.generation, step, item, worker, payload)
-        self._set(run, step.status)
-        self.on_step(run.target.id, step.name, item, "running")
+    def _batch_mates(self, first: tuple, waiting: deque, free_workers: int) -> list[tuple]:
+        """Waiting items of ``first``'s step (and affinity) that go in its call: none for a step whose items
+        take a worker ``BATCH_SECONDS`` or more (or not yet measured), else a share of those waiting."""
+        step = first[1]
+        seconds = self.item_seconds.get(step.name)
+        if seconds is None or seconds >= BATCH_SECONDS:
+            return []
+        affinity = self.workflow.affinity(step, first[0].target, first[2])
+        alike = [w for w in waiting if w[1] is step and self.workflow.affinity(step, w[0].target, w[2]) == affinity]
+        share = -(-(len(alike) + 1) // free_workers)  # the waiting items spread over the free workers
+        mates = alike[:min(share, int(BATCH_SECONDS / max(seconds, 1e-6)), MAX_BATCH) - 1]
+        for work in mates:
+            waiting.remove(work)
+        return mates
+
+    def _submit(self, pool: str, worker: Any, batch: list[tuple[_TargetRun, StepSpec, str | None]]) -> None:
+        """One call of ``worker`` for a batch of one step's items."""
+        step = batch[0][1]
+        items = []
+        for run, _, item in batch:
+            inputs = {}
+            for name in step.inputs:
+                needed = self.workflow.needs(step, item, name, run.target)
+                one = self.workflow.step(name).per == "target" or needed == [(name, item)]
+                inputs[name] = run.records[needed[0]] if one else {key[1]: run.records[key] for key in needed}
+            payloads = tuple(run.payloads[key] for name in step.payloads
+                             for key in self.workflow.needs(step, item, name, run.target))
+            items.append((StepJob(run.target, item, inputs, run.attempts), *payloads))
+        handles = self.backends[pool].call(worker, step.run, items)
+        for (run, _, item), (record, payload) in zip(batch, handles):
+            self.calls[record] = _Call(run, run.generation, step, item, worker, payload)
+            self._set(run, step.status)
+            self.on_step(run.target.id, step.name, item, "running")
 
     # -- completion ---------------------------------------------------------------------------------
-    def _done(self) -> list:
-        """Finished calls: any that are done now, else wait (up to the poll interval) for one."""
-        by_pool: dict[str, list] = {}
+    def _done(self, timeout: float) -> list:
+        """Finished calls: all that are done now, else wait (up to ``timeout`` seconds) for one."""
+        by_backend: dict[int, tuple[Backend, list]] = {}
         for handle, call in self.calls.items():
-            by_pool.setdefault(call.step.pool, []).append(handle)
-        for pool, handles in by_pool.items():
-            done = self.backends[pool].ready(handles, 0)
-            if done:
-                return done
-        for pool, handles in by_pool.items():
-            return self.backends[pool].ready(handles, POLL_SECONDS)
-        return []
+            backend = self.backends[call.step.pool]
+            by_backend.setdefault(id(backend), (backend, []))[1].append(handle)
+        if not by_backend:  # nothing running: work waits for a worker to start, or lingers
+            time.sleep(min(timeout, 0.05))
+            return []
+        done = [h for backend, handles in by_backend.values() for h in backend.ready(handles, 0)]
+        if done:
+            return done
+        backend, handles = next(iter(by_backend.values()))  # (one backend in a run: Ray's, or this process's)
+        return backend.ready(handles, timeout)
 
     def _complete(self, handle: Any) -> list[tuple[_TargetRun, Any]]:
         """Record one finished call for its target and every target sharing it; returns (run, result) of
@@ -232,6 +286,8 @@ class Scheduler:
                     finished += self._failed(sharer.run, error, backend)
             return finished
         self._saw(pool, placed)
+        previous = self.item_seconds.get(step.name, placed.seconds)
+        self.item_seconds[step.name] = 0.8 * previous + 0.2 * placed.seconds
         receivers = [(run, item, placed)] if run.live(call.generation, step.name, item) else []
         receivers += [(s.run, s.item, replace(placed, shared=True)) for s in sharers]
         finished = []

@@ -11,6 +11,7 @@ Plain Python: the in-process runner uses them as they are; on Ray, one actor cla
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -80,8 +81,9 @@ class Worker:
         return {**process_info(), "node_id": self.placement().node, **self.resident.info()}
 
     def run(self, function: Callable[..., tuple[Any, Any]], job: StepJob, *payloads) -> tuple[Placed, Any]:
+        start = time.perf_counter()
         record, payload = function(self.resident, job, *payloads)
-        return Placed(record, self.placement()), payload
+        return Placed(record, self.placement(), time.perf_counter() - start), payload
 
 
 # -- MSA pool: alignments, templates, features -------------------------------------------------------------

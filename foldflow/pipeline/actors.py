@@ -25,23 +25,42 @@ def _ray_placement() -> Placement:
     return Placement(os.getpid(), ray.get_runtime_context().get_node_id())
 
 
-class RayBackend:
-    """Runs step functions on actors; each call returns (record, payload) as two object refs."""
+class StepFailed(Exception):
+    """One item of a batched call raised (the others' results stand): its error line, and whether it was
+    a worker it called that was lost (e.g. a shard actor)."""
 
-    def call(self, worker: Any, function: Callable, args: tuple) -> tuple[Any, Any]:
-        return worker.run.options(num_returns=2).remote(function, *args)
+    def __init__(self, line: str, lost: bool):
+        super().__init__(line)
+        self.line, self.lost = line, lost
+
+
+class RayBackend:
+    """Runs step functions on actors, a batch of items per actor call; each item's (record, payload) comes
+    back as two object refs of their own."""
+
+    def call(self, worker: Any, function: Callable, items: list[tuple]) -> list[tuple[Any, Any]]:
+        refs = worker.run_batch.options(num_returns=2 * len(items)).remote(
+            function, [len(args) for args in items], *(arg for args in items for arg in args))
+        return list(zip(refs[0::2], refs[1::2]))
 
     def ready(self, handles: list, timeout: float) -> list:
-        done, _ = ray.wait(handles, num_returns=1, timeout=timeout)
+        done, _ = ray.wait(handles, num_returns=len(handles), timeout=0)
+        if not done and timeout > 0:
+            done, _ = ray.wait(handles, num_returns=1, timeout=timeout)
         return done
 
     def get(self, handle: Any) -> Any:
-        return ray.get(handle)
+        value = ray.get(handle)
+        if isinstance(value, StepFailed):
+            raise value
+        return value
 
     def is_lost(self, error: Exception) -> bool:
-        return isinstance(error, LOST_WORKER)
+        return isinstance(error, LOST_WORKER) or (isinstance(error, StepFailed) and error.lost)
 
     def error_text(self, error: Exception) -> str:
+        if isinstance(error, StepFailed):
+            return error.line
         cause = error.cause if isinstance(error, ray.exceptions.RayTaskError) and error.cause else error
         return error_line(cause)
 
@@ -106,6 +125,15 @@ class StageActor:
     def info(self) -> dict:
         return self.worker.info()
 
-    def run(self, function: Callable, *args):
-        """Run a step's function (the workflow's declaration) on this worker's resident objects."""
-        return self.worker.run(function, *args)
+    def run_batch(self, function: Callable, counts: list[int], *args) -> list:
+        """Run a step's function (the workflow's declaration) on this worker's resident objects for each item
+        (``counts``: how many of ``args`` are each item's); [record, payload, record, payload, ...], a
+        failed item's record a :class:`StepFailed`."""
+        returns, start = [], 0
+        for count in counts:
+            try:
+                returns += self.worker.run(function, *args[start:start + count])
+            except Exception as error:
+                returns += [StepFailed(error_line(error), isinstance(error, LOST_WORKER)), None]
+            start += count
+        return returns

@@ -29,13 +29,16 @@ CALLS_PER_ACTOR = 2
 
 def ray_placement(config: RunConfig) -> dict[str, dict]:
     """Ray actor options of each pool: its declared resources, and the custom resources and node labels the
-    pipeline settings ask for; the writers on this (the driver's) node, where the outputs go."""
+    pipeline settings ask for; the writers on this (the driver's) node, where the outputs go, unless
+    ``pipeline.writer_nodes`` is "any"."""
     p = config.pipeline
-    node = {"msa": (p.msa_actor_resources, p.msa_actor_labels), "model": (p.model_actor_resources, p.model_actor_labels)}
+    node = {"msa": (p.msa_actor_resources, p.msa_actor_labels), "model": (p.model_actor_resources, p.model_actor_labels),
+            "writer": (p.writer_actor_resources, p.writer_actor_labels)}
     options = {name: placement_options(r.cpus, r.gpus, *node.get(name, ({}, {})), r.memory_gb)
                for name, r in pool_resources(config).items()}
-    options["writer"]["scheduling_strategy"] = NodeAffinitySchedulingStrategy(
-        ray.get_runtime_context().get_node_id(), soft=False)
+    if p.writer_nodes == "driver":
+        options["writer"]["scheduling_strategy"] = NodeAffinitySchedulingStrategy(
+            ray.get_runtime_context().get_node_id(), soft=False)
     return options
 
 
