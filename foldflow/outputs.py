@@ -11,7 +11,8 @@ column; chains A, B, ... for complexes), ``ranking_debug.json`` (``plddts``, or
 alignments and template hits used, and foldflow's plots (:mod:`foldflow.plots`).
 AlphaFold's pickles (``features.pkl``, ``result_<name>.pkl``) are not written.
 A target's folder is written beside its final place and renamed into it, so a
-crash never leaves half a target.
+crash never leaves half a target. Its last file, ``.foldflow-outputs-key``, holds the key of what it shows
+(:func:`foldflow.steps.outputs_key`): a later run whose target has the same key leaves the folder as it is.
 """
 
 from __future__ import annotations
@@ -153,13 +154,25 @@ def _fill_target_folder(folder: Path, target_id: str, outputs: TargetOutputs, ra
         (folder / "RANDOM_PARAMETERS_NOT_MEANINGFUL.txt").write_text(RANDOM_PARAMS_WARNING + "\n")
 
 
+OUTPUTS_KEY_FILE = ".foldflow-outputs-key"
+
+
+def written_with(folder: Path, key: str) -> bool:
+    """Whether the folder holds the outputs of this key (written whole: the key file is written last)."""
+    marker = folder / OUTPUTS_KEY_FILE
+    return marker.is_file() and marker.read_text() == key
+
+
 def write_target(out_dir: Path, target_id: str, outputs: TargetOutputs, random_params: bool,
-                 plots: bool = True) -> Path:
-    """Write one target's folder atomically and return its path."""
+                 plots: bool, key: str | None = None) -> Path:
+    """Write one target's folder atomically (marked with the ``key`` of what it shows, when given); returns its
+    path."""
     final = out_dir / target_id
     staging = Path(tempfile.mkdtemp(prefix=f".{target_id}.", suffix=".tmp", dir=out_dir))
     try:
         _fill_target_folder(staging, target_id, outputs, random_params, plots)
+        if key is not None:
+            (staging / OUTPUTS_KEY_FILE).write_text(key)
         staging.chmod(0o755)
         if final.exists():
             shutil.rmtree(final)

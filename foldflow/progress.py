@@ -35,7 +35,7 @@ class RunProgress:
         self.labels = dict(labels)
         self.stream = stream or sys.stderr
         self.counts: dict[str, Counter] = {step: Counter() for step in totals}
-        self.states: dict[tuple[str, str, str | None], StepState] = {}
+        self.states: dict[str, dict[tuple[str, str | None], StepState]] = {}  # of targets not finished yet
         self._bars = None
         if mode == "bars":
             self._start_bars()
@@ -53,15 +53,15 @@ class RunProgress:
 
     def step(self, target_id: str, step: str, item: str | None, state: StepState) -> None:
         """One step of one target changed state."""
-        key = (target_id, step, item)
-        previous = self.states.get(key)
+        states = self.states.setdefault(target_id, {})
+        previous = states.get((step, item))
         if previous == state or step not in self.counts:
             return
         counts = self.counts[step]
         if previous:
             counts[previous] -= 1
         counts[state] += 1
-        self.states[key] = state
+        states[step, item] = state
         if self.mode == "jsonl":
             self.stream.write(json.dumps({
                 "time": round(time.time(), 3), "run_id": self.run_id, "target": target_id,
@@ -72,6 +72,10 @@ class RunProgress:
             finished = counts["done"] + counts["cached"] + counts["failed"]
             detail = " ".join(f"{s} {counts[s]}" for s in ("running", "cached", "failed") if counts[s])
             self._bars.update(self._tasks[step], completed=finished, detail=detail)
+
+    def target_finished(self, target_id: str) -> None:
+        """The target has no more steps: its steps' states are let go (the counts keep them)."""
+        self.states.pop(target_id, None)
 
     def target_failed(self, target_id: str, error: str) -> None:
         """A target ended in failure (its reason: one line)."""

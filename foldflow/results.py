@@ -76,6 +76,7 @@ class RunObservations:
     msa_node: str | None = column(pa.string())  # node ids of the actors that did the work
     model_node: str | None = column(pa.string())
     output_dir: str | None = column(pa.string())
+    outputs_written: bool = column(pa.bool_(), False)  # False: an earlier run wrote the folder from the same results
     plots: list[str] | None = column(pa.list_(pa.string()))  # plot files in the target's folder
     timings: dict[str, float] = expanded(pa.float64(), "seconds")  # seconds per stage
     stage_spans: dict[str, tuple[float, float]] = expanded(pa.float64(), "started", "ended")  # epoch

@@ -29,10 +29,10 @@ from foldflow.models.base import CompileStats, Model, Prediction
 from foldflow.models.predictions import seed_for
 from foldflow.alignment import QUERY_NAME, Alignment
 from foldflow.msa.engine import MsaEngine
-from foldflow.outputs import TargetOutputs, ranked_names, to_protein, write_target
+from foldflow.outputs import TargetOutputs, ranked_names, to_protein, write_target, written_with
 from foldflow.relax import Relaxed
 from foldflow.results import RunObservations, ScienceResult, TargetResult
-from foldflow.steps import StepCache, features_key, prediction_key, relax_key, templates_key
+from foldflow.steps import StepCache, features_key, outputs_key, prediction_key, relax_key, templates_key
 from foldflow.targets import Target
 from foldflow.templates import TemplateSearch
 
@@ -329,13 +329,19 @@ def write_outputs(target: Target, alignments: Mapping[str, Placed], templates: M
     for m in models:
         compiles.add(m.compiles)
     load_seconds = sum(m.params_load_seconds for m in models)
-    msas = {chain: [a.with_query_name(target.id) for a in alignments] for chain, alignments in ready.msas.items()}
-    folder = write_target(out_dir, target.id, TargetOutputs(
-        msas=msas, template_hits=ready.template_hits, template_hits_file=ready.template_hits_file,
-        predictions={m.name: m.prediction for m in models},
-        relaxed=relax.relaxed if relax else {}, relax_requested=relax is not None,
-        timings=alphafold_timings(ready, models, relax), multimer=target.is_complex),
-        config.model.uses_random_params, config.plots)
+    key = outputs_key(target.id, [built.key, *(m.key for m in models)],
+                      config.effective_relax().model_dump(mode="json") if relax else None,
+                      list(relax.relaxed) if relax else [], config.plots, config.model.uses_random_params)
+    folder = out_dir / target.id
+    written = not written_with(folder, key)
+    if written:
+        msas = {chain: [a.with_query_name(target.id) for a in alignments] for chain, alignments in ready.msas.items()}
+        write_target(out_dir, target.id, TargetOutputs(
+            msas=msas, template_hits=ready.template_hits, template_hits_file=ready.template_hits_file,
+            predictions={m.name: m.prediction for m in models},
+            relaxed=relax.relaxed if relax else {}, relax_requested=relax is not None,
+            timings=alphafold_timings(ready, models, relax), multimer=target.is_complex),
+            config.model.uses_random_params, config.plots, key)
     best = ranked(models)[0]
     spans["output"] = (start, time.time())
     computed = computed_counts([*alignments.values(), *templates.values(), features, *predicted,
@@ -362,7 +368,7 @@ def write_outputs(target: Target, alignments: Mapping[str, Placed], templates: M
             attempts=attempts, xla_compiles=compiles.compiles, xla_cache_hits=compiles.cache_hits,
             xla_compile_seconds=compiles.seconds, params_load_seconds=load_seconds,
             model_worker=predicted[0].placement.pid, msa_node=features.placement.node,
-            model_node=predicted[0].placement.node, output_dir=str(folder),
+            model_node=predicted[0].placement.node, output_dir=str(folder), outputs_written=written,
             plots=sorted(p.name for p in folder.glob("*.png")), timings=_seconds(spans), stage_spans=spans))
 
 

@@ -87,6 +87,16 @@ def templates_key(uniref90_key: str, templates: TemplateConfig, engine: str, sea
         versions={engine: searcher_version, "alphafold": VERSIONS["alphafold-colabfold"]})
 
 
+def outputs_key(target_id: str, step_keys: list[str], relax_settings: dict | None, relaxed: list[str],
+                plots: bool, random_params: bool) -> str:
+    """Key of a target's output folder: its name, the store keys of the step results it shows (the features',
+    which cover its alignments and templates, and the predictions'), the relaxation settings and which
+    predictions were relaxed, whether it has plots and the random-parameters notice, and foldflow's version
+    (the layout's)."""
+    return content_key("outputs", target=target_id, steps=step_keys, relax=relax_settings, relaxed=sorted(relaxed),
+                       plots=plots, random_params=random_params, versions={"foldflow": VERSIONS["foldflow"]})
+
+
 def relax_key(prediction: str, settings: dict, openmm_version: str) -> str:
     """Key of one relaxation: the prediction's key, AlphaFold's relaxation settings, OpenMM's version."""
     return content_key("relax", prediction=prediction, settings=settings,

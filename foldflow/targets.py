@@ -17,6 +17,7 @@ import hashlib
 import io
 import re
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 from Bio.SeqIO.FastaIO import SimpleFastaParser
@@ -47,7 +48,7 @@ class Target:
     sequence: str  # a complex's chains joined by ":" (ColabFold's notation)
     source: str  # file the record came from
 
-    @property
+    @cached_property  # (the scheduler asks for a target's chains at every step)
     def chains(self) -> tuple[str, ...]:
         return tuple(self.sequence.split(CHAIN_SEPARATOR))
 
@@ -64,7 +65,7 @@ class Target:
     def sequence_hash(self) -> str:
         return sequence_hash(self.sequence)
 
-    @property
+    @cached_property
     def distinct_chains(self) -> dict[str, str]:
         """Chain id of each distinct sequence's first occurrence -> the sequence (a homomer's chain once)."""
         first: dict[str, str] = {}

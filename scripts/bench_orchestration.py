@@ -10,7 +10,12 @@ With --compare-with REV each size runs a second time, side by side, on the code 
 worktree, imported through PYTHONPATH and the driver's working directory): the same script, targets and
 settings.
 
-Usage: .venv/bin/python scripts/bench_orchestration.py [--sizes 100,1000,5000] [--plots] [--compare-with REV]
+With --rerun each size then runs a second time, the same targets into the same folder (the nightly case: every
+step in the store); its wall and driver CPU per target, and how many target folders it wrote again, are printed.
+Imports happen before the clocks start (once per process, not per target); starting Ray is counted.
+
+Usage: .venv/bin/python scripts/bench_orchestration.py [--sizes 100,1000,5000] [--plots] [--max-in-flight 8]
+       [--rerun] [--compare-with REV]
 """
 
 from __future__ import annotations
@@ -30,11 +35,14 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 
 
-def one_size(count: int, plots: bool, in_flight: int) -> dict:
-    """Runs in a child process: predict `count` targets, report peak driver RSS and wall time."""
+def one_size(count: int, plots: bool, in_flight: int, rerun: bool) -> dict:
+    """Runs in a child process: predict `count` targets, report peak driver RSS, wall and CPU time (and those of
+    a second run of the same targets with ``rerun``)."""
     import psutil
 
     import foldflow
+    import foldflow.models.params  # noqa: F401 (imports, once per process, are not a per-target cost)
+    import foldflow.pipeline.run  # noqa: F401
     from foldflow.config import RunConfig
 
     work = Path(tempfile.mkdtemp(prefix="foldflow-orch-"))
@@ -62,19 +70,25 @@ def one_size(count: int, plots: bool, in_flight: int) -> dict:
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
-    start, cpu = time.perf_counter(), process.cpu_times()
-    run = foldflow.predict(work / "targets.fasta", work / "out", config)
-    wall = time.perf_counter() - start
-    used = process.cpu_times()
-    driver_cpu = used.user + used.system - cpu.user - cpu.system
+    def timed_run():
+        start, cpu = time.perf_counter(), process.cpu_times()
+        run = foldflow.predict(work / "targets.fasta", work / "out", config)
+        used = process.cpu_times()
+        return run.to_pandas(), time.perf_counter() - start, used.user + used.system - cpu.user - cpu.system
+
+    table, wall, driver_cpu = timed_run()
     done.set()
-    table = run.to_pandas()
     makespan = float(table["ended_output"].max() - table["started_msa"].min())
+    row = {"targets": count, "ok": int((table["status"] == "ok").sum()), "wall_s": wall, "makespan_s": makespan,
+           "per_target_ms": 1000 * makespan / count, "peak_rss_mb": peak[0] / 2**20,
+           "driver_cpu_ms_per_target": 1000 * driver_cpu / count, "start_rss_mb": baseline_rss / 2**20}
+    if rerun:  # the nightly case: the same targets again, every step in the store, into the same folder
+        again, wall, driver_cpu = timed_run()
+        row.update(rerun_cached=int(again["cached"].sum()), rerun_wall_ms_per_target=1000 * wall / count,
+                   rerun_driver_cpu_ms_per_target=1000 * driver_cpu / count,
+                   rerun_outputs_written=int(again["outputs_written"].sum()) if "outputs_written" in again else count)
     shutil.rmtree(work, ignore_errors=True)
-    return {"targets": count, "ok": int((table["status"] == "ok").sum()), "wall_s": wall, "makespan_s": makespan,
-            "per_target_ms": 1000 * makespan / count, "peak_rss_mb": peak[0] / 2**20,
-            "driver_cpu_ms_per_target": 1000 * driver_cpu / count,
-            "start_rss_mb": baseline_rss / 2**20}
+    return row
 
 
 def main() -> None:
@@ -83,11 +97,13 @@ def main() -> None:
     parser.add_argument("--plots", action="store_true", help="write the three plots per target")
     parser.add_argument("--max-in-flight", type=int, default=8,
                         help="targets admitted at once (a cluster's setting: quick steps batch over them)")
+    parser.add_argument("--rerun", action="store_true",
+                        help="run the same targets a second time into the same folder (all in the store)")
     parser.add_argument("--compare-with", metavar="REV", help="also run each size on the code of this commit")
     parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(one_size(args.child, args.plots, args.max_in_flight)))
+        print(json.dumps(one_size(args.child, args.plots, args.max_in_flight, args.rerun)))
         return
     codes = {"this code": None}
     if args.compare_with:
@@ -100,7 +116,8 @@ def main() -> None:
         for code, tree in codes.items():  # side by side: each size on each code before the next size
             env = {**os.environ, **({"PYTHONPATH": str(tree)} if tree else {})}
             output = subprocess.run([sys.executable, __file__, "--child", str(size), "--max-in-flight",
-                                     str(args.max_in_flight), *(["--plots"] if args.plots else [])],
+                                     str(args.max_in_flight), *(["--plots"] if args.plots else []),
+                                     *(["--rerun"] if args.rerun else [])],
                                     check=True, capture_output=True, text=True, env=env,
                                     cwd=tree or HERE.parent).stdout  # Ray's workers import from the driver's cwd
             rows.append({"code": code, **json.loads(output.strip().splitlines()[-1])})
@@ -113,6 +130,11 @@ def main() -> None:
     for row in rows:
         print(f"{row['code']:11} {row['targets']:7d} {row['ok']:5d} {row['wall_s']:9.1f} {row['makespan_s']:11.1f} "
               f"{row['per_target_ms']:14.1f} {row['driver_cpu_ms_per_target']:20.1f} {row['peak_rss_mb']:18.1f}")
+    if args.rerun:
+        print("code        targets  re-run: from the store  outputs written  wall ms/target  driver CPU ms/target")
+        for row in rows:
+            print(f"{row['code']:11} {row['targets']:7d} {row['rerun_cached']:23d} {row['rerun_outputs_written']:16d} "
+                  f"{row['rerun_wall_ms_per_target']:15.1f} {row['rerun_driver_cpu_ms_per_target']:21.1f}")
     for code in codes:
         mine = [r for r in rows if r["code"] == code]
         print(f"{code}: driver peak RSS growth {mine[0]['targets']} -> {mine[-1]['targets']} targets: "

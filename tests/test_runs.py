@@ -210,9 +210,13 @@ def test_second_run_computes_nothing_and_a_grown_batch_only_the_new_target(tmp_p
 
     grown = tmp_path / "grown.fasta"
     grown.write_text(fasta.read_text() + ">" + DEMO_FASTA.read_text().split(">")[4])
+    folders = [p for p in (tmp_path / "out").iterdir() if p.is_dir()]
+    written = {p: (p.stat().st_ino, p.stat().st_mtime_ns) for folder in folders for p in (folder, *folder.rglob("*"))}
     third = foldflow.predict(grown, tmp_path / "out", config, run_id="night-3").to_pandas().set_index("target_id")
     assert third.loc["HG003686_84", "model_calls"] == 1 and third.loc["HG003686_84", "msa_searches"] == 3
     assert third.drop(index="HG003686_84")["cached"].all()
+    assert third["outputs_written"].to_dict() == {**{p.name: False for p in folders}, "HG003686_84": True}
+    assert {p: (p.stat().st_ino, p.stat().st_mtime_ns) for p in written} == written, "earlier folders not rewritten"
     predictions = Store(config.store).computations("prediction")
     assert len(predictions) == 5 and {c["finished"] for c in predictions.values()} == {1}, "each computed once"
     assert {r["run_id"] for r in foldflow.list_runs(config.store)} == {"reference", "night-2", "night-3"}

@@ -58,6 +58,9 @@ class LocalBackend:
             raise handle.error
         return handle.value
 
+    def outcomes(self, handles: list[Done]) -> list[tuple[Any, Exception | None]]:
+        return [(handle.value, handle.error) for handle in handles]
+
     def is_lost(self, error: Exception) -> bool:
         return isinstance(error, WorkerLost)
 

@@ -47,6 +47,7 @@ def execute(manifest: RunManifest, config: RunConfig, book: RunBook,
             def report(result: TargetResult) -> None:
                 if result.status != "ok":
                     progress.target_failed(result.target_id, result.error)
+                progress.target_finished(result.target_id)
 
             try:
                 scheduler = Scheduler(workflow, pools.pools, pools.backends, book, manifest.run_id,

@@ -54,8 +54,8 @@ class Backend(Protocol):
     def ready(self, handles: list, timeout: float) -> list:
         """Every handle that is done, waiting at most ``timeout`` seconds for one."""
 
-    def get(self, handle: Any) -> Any:
-        """The value (raises the call's error)."""
+    def outcomes(self, handles: list) -> list[tuple[Any, Exception | None]]:
+        """Each finished handle's (value, None), or (None, the error its item raised), fetched together."""
 
     def is_lost(self, error: Exception) -> bool:
         """The worker (or its node) died: the work may succeed elsewhere."""
@@ -142,8 +142,8 @@ class Scheduler:
                 self._start(run)
             self.backlog = bool(queue)
             lingering = self._dispatch()
-            for handle in self._done(LINGER_SECONDS if lingering else POLL_SECONDS):
-                for run, result in self._complete(handle):
+            for handle, placed, error in self._done(LINGER_SECONDS if lingering else POLL_SECONDS):
+                for run, result in self._complete(handle, placed, error):
                     active.remove(run)
                     results.append(result)
         return results
@@ -248,8 +248,9 @@ class Scheduler:
             self.on_step(run.target.id, step.name, item, "running")
 
     # -- completion ---------------------------------------------------------------------------------
-    def _done(self, timeout: float) -> list:
-        """Finished calls: all that are done now, else wait (up to ``timeout`` seconds) for one."""
+    def _done(self, timeout: float) -> list[tuple[Any, Any, Exception | None]]:
+        """Finished calls, (handle, value, error): all that are done now, else wait (up to ``timeout`` seconds)
+        for one."""
         by_backend: dict[int, tuple[Backend, list]] = {}
         for handle, call in self.calls.items():
             backend = self.backends[call.step.pool]
@@ -257,24 +258,23 @@ class Scheduler:
         if not by_backend:  # nothing running: work waits for a worker to start, or lingers
             time.sleep(min(timeout, 0.05))
             return []
-        done = [h for backend, handles in by_backend.values() for h in backend.ready(handles, 0)]
-        if done:
-            return done
-        backend, handles = next(iter(by_backend.values()))  # (one backend in a run: Ray's, or this process's)
-        return backend.ready(handles, timeout)
+        done = [(backend, backend.ready(handles, 0)) for backend, handles in by_backend.values()]
+        if not any(handles for _, handles in done):
+            backend, handles = next(iter(by_backend.values()))  # (one backend in a run: Ray's, or this process's)
+            done = [(backend, backend.ready(handles, timeout))]
+        return [(handle, *outcome) for backend, handles in done if handles
+                for handle, outcome in zip(handles, backend.outcomes(handles))]
 
-    def _complete(self, handle: Any) -> list[tuple[_TargetRun, Any]]:
-        """Record one finished call for its target and every target sharing it; returns (run, result) of
-        each target that is finished."""
+    def _complete(self, handle: Any, placed: Placed | None, error: Exception | None) -> list[tuple[_TargetRun, Any]]:
+        """Record one finished call (its record, or the error it raised) for its target and every target
+        sharing it; returns (run, result) of each target that is finished."""
         call = self.calls.pop(handle)
         pool, run, step, item = call.step.pool, call.run, call.step, call.item
         self.pools[pool].release(call.worker)
         key = self.workflow.share_key(step, run.target, item)
         sharers = [s for s in self.sharing.pop(key, []) if s.run.live(s.generation, step.name, s.item)]
         backend = self.backends[pool]
-        try:
-            placed: Placed = backend.get(handle)
-        except Exception as error:  # one target's failure never stops the batch
+        if error is not None:  # one target's failure never stops the batch
             finished = []
             if run.live(call.generation, step.name, item):
                 finished += self._failed(run, error, backend)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
-from functools import partial
+from functools import cached_property, partial
 from pathlib import Path
 from typing import Any, Literal
 
@@ -60,8 +60,12 @@ class Workflow:
             if unknown:
                 raise ValueError(f"step '{step.name}': inputs {unknown} are not earlier steps")
 
+    @cached_property
+    def _by_name(self) -> dict[str, StepSpec]:
+        return {s.name: s for s in self.steps}
+
     def step(self, name: str) -> StepSpec:
-        return next(s for s in self.steps if s.name == name)
+        return self._by_name[name]
 
     def items(self, step: StepSpec, target: Target) -> tuple[str | None, ...]:
         if step.per == "model":
@@ -79,8 +83,12 @@ class Workflow:
     def share_key(self, step: StepSpec, target: Target, item: str | None) -> Hashable | None:
         return (step.name, step.share(target, item)) if step.share is not None else None
 
+    @cached_property
+    def _dependents(self) -> dict[str, list[StepSpec]]:
+        return {name: [s for s in self.steps if name in (*s.inputs, *s.after)] for name in self._by_name}
+
     def dependents(self, name: str) -> list[StepSpec]:
-        return [s for s in self.steps if name in (*s.inputs, *s.after)]
+        return self._dependents[name]
 
     @property
     def roots(self) -> list[StepSpec]:

@@ -39,8 +39,11 @@ class RayBackend:
     back as two object refs of their own."""
 
     def call(self, worker: Any, function: Callable, items: list[tuple]) -> list[tuple[Any, Any]]:
+        """The items' jobs travel as one pickle (Python's own: far quicker than Ray's cloudpickle per object);
+        their payloads (object refs) as arguments of their own, so Ray hands the actor their values."""
+        jobs = pickle.dumps([job for job, *_ in items], protocol=pickle.HIGHEST_PROTOCOL)
         refs = worker.run_batch.options(num_returns=2 * len(items)).remote(
-            function, [len(args) for args in items], *(arg for args in items for arg in args))
+            function, jobs, [len(payloads) for _, *payloads in items], *(p for _, *payloads in items for p in payloads))
         return list(zip(refs[0::2], refs[1::2]))
 
     def ready(self, handles: list, timeout: float) -> list:
@@ -49,11 +52,20 @@ class RayBackend:
             done, _ = ray.wait(handles, num_returns=1, timeout=timeout)
         return done
 
-    def get(self, handle: Any) -> Any:
-        value = ray.get(handle)
-        if isinstance(value, StepFailed):
-            raise value
-        return value
+    def outcomes(self, handles: list) -> list[tuple[Any, Exception | None]]:
+        try:
+            values = ray.get(handles)
+        except Exception:  # a lost worker's items: each one's own error
+            return [self._outcome(handle) for handle in handles]
+        return [(None, value) if isinstance(value, StepFailed) else (value, None) for value in values]
+
+    @staticmethod
+    def _outcome(handle: Any) -> tuple[Any, Exception | None]:
+        try:
+            value = ray.get(handle)
+        except Exception as error:
+            return None, error
+        return (None, value) if isinstance(value, StepFailed) else (value, None)
 
     def is_lost(self, error: Exception) -> bool:
         return isinstance(error, LOST_WORKER) or (isinstance(error, StepFailed) and error.lost)
@@ -125,14 +137,14 @@ class StageActor:
     def info(self) -> dict:
         return self.worker.info()
 
-    def run_batch(self, function: Callable, counts: list[int], *args) -> list:
-        """Run a step's function (the workflow's declaration) on this worker's resident objects for each item
-        (``counts``: how many of ``args`` are each item's); [record, payload, record, payload, ...], a
-        failed item's record a :class:`StepFailed`."""
+    def run_batch(self, function: Callable, jobs: bytes, counts: list[int], *payloads) -> list:
+        """Run a step's function (the workflow's declaration) on this worker's resident objects for each job
+        (pickled together; ``counts``: how many of ``payloads`` are each job's); [record, payload, record,
+        payload, ...], a failed job's record a :class:`StepFailed`."""
         returns, start = [], 0
-        for count in counts:
+        for job, count in zip(pickle.loads(jobs), counts):
             try:
-                returns += self.worker.run(function, *args[start:start + count])
+                returns += self.worker.run(function, job, *payloads[start:start + count])
             except Exception as error:
                 returns += [StepFailed(error_line(error), isinstance(error, LOST_WORKER)), None]
             start += count
