@@ -33,7 +33,7 @@ class StepwiseBackend(LocalBackend):
     def __init__(self):
         self.queue: deque = deque()
 
-    def call(self, worker, method, items):
+    def call(self, worker, method, items, payloads):
         handles = [(Done(), Done()) for _ in items]
         self.queue.extend((record, payload, worker, method, args) for (record, payload), args in zip(handles, items))
         return handles
@@ -166,9 +166,9 @@ def test_quick_steps_share_calls_while_targets_wait_and_slow_steps_never_do(tmp_
     backend, batches = run.backends["msa"], []
     call = backend.call
 
-    def counted(worker, function, items):
+    def counted(worker, function, items, payloads):
         batches.append((function.__name__, len(items)))
-        return call(worker, function, items)
+        return call(worker, function, items, payloads)
 
     backend.call = counted
     results = run.run(targets(*range(50, 74)))  # 24 targets, 6 in flight: the rest wait for admission

@@ -39,7 +39,7 @@ class WorkerLost(RuntimeError):
 
 
 class LocalBackend:
-    def call(self, worker: Worker, function: Callable, items: list[tuple]) -> list[tuple[Done, Done]]:
+    def call(self, worker: Worker, function: Callable, items: list[tuple], payloads: bool) -> list[tuple[Done, Done]]:
         return [self.call_one(worker, function, args) for args in items]
 
     def call_one(self, worker: Worker, function: Callable, args: tuple) -> tuple[Done, Done]:

@@ -46,10 +46,11 @@ LINGER_SECONDS = 0.25  # while targets wait for admission, a quick step's items 
 class Backend(Protocol):
     """How a pool's workers are called: Ray actors, or plain objects in this process."""
 
-    def call(self, worker: Any, function: Callable, items: list[tuple]) -> list[tuple[Any, Any]]:
+    def call(self, worker: Any, function: Callable, items: list[tuple], payloads: bool) -> list[tuple[Any, Any]]:
         """Start ``worker.run(function, *args)`` for each ``args`` of ``items`` (a step's function on the
         worker's resident objects), all in one call where the worker is remote; handles of each one's
-        (record, payload). One item's error is that item's alone."""
+        (record, payload), the payload's None unless ``payloads`` (a later step takes them). One item's error
+        is that item's alone."""
 
     def ready(self, handles: list, timeout: float) -> list:
         """Every handle that is done, waiting at most ``timeout`` seconds for one."""
@@ -241,7 +242,7 @@ class Scheduler:
             payloads = tuple(run.payloads[key] for name in step.payloads
                              for key in self.workflow.needs(step, item, name, run.target))
             items.append((StepJob(run.target, item, inputs, run.attempts), *payloads))
-        handles = self.backends[pool].call(worker, step.run, items)
+        handles = self.backends[pool].call(worker, step.run, items, self.workflow.passes_payload(step))
         for (run, _, item), (record, payload) in zip(batch, handles):
             self.calls[record] = _Call(run, run.generation, step, item, worker, payload)
             self._set(run, step.status)

@@ -90,6 +90,10 @@ class Workflow:
     def dependents(self, name: str) -> list[StepSpec]:
         return self._dependents[name]
 
+    def passes_payload(self, step: StepSpec) -> bool:
+        """Whether a later step takes this step's payloads (else they need not travel back)."""
+        return any(step.name in s.payloads for s in self._dependents[step.name])
+
     @property
     def roots(self) -> list[StepSpec]:
         return [s for s in self.steps if not (s.inputs or s.after)]

@@ -38,13 +38,15 @@ class RayBackend:
     """Runs step functions on actors, a batch of items per actor call; each item's (record, payload) comes
     back as two object refs of their own."""
 
-    def call(self, worker: Any, function: Callable, items: list[tuple]) -> list[tuple[Any, Any]]:
+    def call(self, worker: Any, function: Callable, items: list[tuple], payloads: bool) -> list[tuple[Any, Any]]:
         """The items' jobs travel as one pickle (Python's own: far quicker than Ray's cloudpickle per object);
-        their payloads (object refs) as arguments of their own, so Ray hands the actor their values."""
+        their payloads (object refs) as arguments of their own, so Ray hands the actor their values. Each
+        item's record comes back as an object of its own, and its payload too when ``payloads``."""
         jobs = pickle.dumps([job for job, *_ in items], protocol=pickle.HIGHEST_PROTOCOL)
-        refs = worker.run_batch.options(num_returns=2 * len(items)).remote(
-            function, jobs, [len(payloads) for _, *payloads in items], *(p for _, *payloads in items for p in payloads))
-        return list(zip(refs[0::2], refs[1::2]))
+        refs = worker.run_batch.options(num_returns=len(items) * (2 if payloads else 1)).remote(
+            function, jobs, [len(args) for _, *args in items], payloads, *(p for _, *args in items for p in args))
+        refs = refs if isinstance(refs, list) else [refs]
+        return list(zip(refs[0::2], refs[1::2])) if payloads else [(ref, None) for ref in refs]
 
     def ready(self, handles: list, timeout: float) -> list:
         done, _ = ray.wait(handles, num_returns=len(handles), timeout=0)
@@ -137,15 +139,16 @@ class StageActor:
     def info(self) -> dict:
         return self.worker.info()
 
-    def run_batch(self, function: Callable, jobs: bytes, counts: list[int], *payloads) -> list:
+    def run_batch(self, function: Callable, jobs: bytes, counts: list[int], with_payloads: bool, *payloads):
         """Run a step's function (the workflow's declaration) on this worker's resident objects for each job
         (pickled together; ``counts``: how many of ``payloads`` are each job's); [record, payload, record,
-        payload, ...], a failed job's record a :class:`StepFailed`."""
+        payload, ...] (without ``with_payloads``: the records), a failed job's record a :class:`StepFailed`."""
         returns, start = [], 0
         for job, count in zip(pickle.loads(jobs), counts):
             try:
-                returns += self.worker.run(function, job, *payloads[start:start + count])
+                record, payload = self.worker.run(function, job, *payloads[start:start + count])
             except Exception as error:
-                returns += [StepFailed(error_line(error), isinstance(error, LOST_WORKER)), None]
+                record, payload = StepFailed(error_line(error), isinstance(error, LOST_WORKER)), None
+            returns += [record, payload] if with_payloads else [record]
             start += count
-        return returns
+        return returns if len(returns) > 1 else returns[0]
