@@ -39,7 +39,8 @@ def cluster_config(tmp_path, **pipeline):
 
 def test_actors_land_on_their_node_types_and_losing_the_model_node_mid_run_loses_no_target(cluster, tmp_path):
     ray_cluster, nodes = cluster
-    config = cluster_config(tmp_path, max_in_flight=2)
+    # writers on any node, here the one their labels name (the nodes share this machine's disk)
+    config = cluster_config(tmp_path, max_in_flight=2, writer_nodes="any", writer_actor_labels={"role": "msa"})
     book = RunBook(Store(config.store))
     removed = []
 
@@ -67,6 +68,7 @@ def test_actors_land_on_their_node_types_and_losing_the_model_node_mid_run_loses
     table = run.to_pandas()
     assert sorted(table["target_id"]) == sorted(["HG003686_698", "HG003690_137", "HG003690_101", "HG003686_84"])
     assert set(table["msa_node"]) == {nodes["msa"].node_id}
+    assert {w["node_id"] for w in book.state("node-loss")["workers"]["writer"]} == {nodes["msa"].node_id}
     assert set(table["model_node"]) <= {nodes["gpu-a"].node_id, nodes["gpu-b"].node_id}
     survivor = ({nodes["gpu-a"].node_id, nodes["gpu-b"].node_id} - set(removed)).pop()
     assert survivor in set(table["model_node"]), "targets were retried on the other GPU node"
