@@ -35,6 +35,21 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 
 
+def query_only_targets(work: Path, count: int) -> Path:
+    """``work/targets.fasta`` with ``count`` targets (the bundled benchmark sequences, repeated) and a folder
+    of their query-only A3M files, which it returns."""
+    sequences = [line for line in (HERE / "data" / "bench_targets.fasta").read_text().splitlines()
+                 if not line.startswith(">")]
+    msas = work / "msas"
+    msas.mkdir()
+    with open(work / "targets.fasta", "w") as fasta:
+        for i in range(count):
+            sequence = sequences[i % len(sequences)]
+            fasta.write(f">t{i}\n{sequence}\n")
+            (msas / f"t{i}.a3m").write_text(f">t{i}\n{sequence}\n")
+    return msas
+
+
 def one_size(count: int, plots: bool, in_flight: int, rerun: bool) -> dict:
     """Runs in a child process: predict `count` targets, report peak driver RSS, wall and CPU time (and those of
     a second run of the same targets with ``rerun``)."""
@@ -46,15 +61,7 @@ def one_size(count: int, plots: bool, in_flight: int, rerun: bool) -> dict:
     from foldflow.config import RunConfig
 
     work = Path(tempfile.mkdtemp(prefix="foldflow-orch-"))
-    sequences = [line for line in (HERE / "data" / "bench_targets.fasta").read_text().splitlines()
-                 if not line.startswith(">")]
-    msas = work / "msas"
-    msas.mkdir()
-    with open(work / "targets.fasta", "w") as fasta:
-        for i in range(count):
-            sequence = sequences[i % len(sequences)]
-            fasta.write(f">t{i}\n{sequence}\n")
-            (msas / f"t{i}.a3m").write_text(f">t{i}\n{sequence}\n")
+    msas = query_only_targets(work, count)
     config = RunConfig(store=str(work / "store"), plots=plots,
                        msa={"precomputed_dir": msas, "require_precomputed": True},
                        relax={"models_to_relax": "none"}, model={"names": ["simulated_device_0s"]},

@@ -41,17 +41,10 @@ def one_count(targets: int, writers: int, device_seconds: float) -> dict:
     from foldflow.config import RunConfig
     from foldflow.runs import RunBook
     from foldflow.store import Store
+    from bench_orchestration import query_only_targets
 
     work = Path(tempfile.mkdtemp(prefix="foldflow-writers-"))
-    sequences = [line for line in (HERE / "data" / "bench_targets.fasta").read_text().splitlines()
-                 if not line.startswith(">")]
-    msas = work / "msas"
-    msas.mkdir()
-    with open(work / "targets.fasta", "w") as fasta:
-        for i in range(targets):
-            sequence = sequences[i % len(sequences)]
-            fasta.write(f">t{i}\n{sequence}\n")
-            (msas / f"t{i}.a3m").write_text(f">t{i}\n{sequence}\n")
+    msas = query_only_targets(work, targets)
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0})
     for _ in range(2):
         cluster.add_node(num_cpus=4)
