@@ -30,7 +30,7 @@ class StepFailed(Exception):
     a worker it called that was lost (e.g. a shard actor)."""
 
     def __init__(self, line: str, lost: bool):
-        super().__init__(line)
+        super().__init__(line, lost)  # both in args: an exception is pickled as its class and args
         self.line, self.lost = line, lost
 
 
