@@ -196,11 +196,18 @@ class Scheduler:
         """Whether the pool's waiting work waits for more (a fuller call): while targets wait for admission,
         for at most ``LINGER_SECONDS`` since the pool's last dispatch, when it is of a quick step and fewer
         items wait than one call takes."""
-        seconds = self.item_seconds.get(waiting[0][1].name)
-        if not self.backlog or seconds is None or seconds >= BATCH_SECONDS:
+        full = self._call_size(waiting[0][1])
+        if not self.backlog or full == 1:
             return False
-        full = min(int(BATCH_SECONDS / max(seconds, 1e-6)), MAX_BATCH)
         return len(waiting) < full and time.monotonic() - self.dispatched.get(pool, 0.0) < LINGER_SECONDS
+
+    def _call_size(self, step: StepSpec) -> int:
+        """How many of the step's items one call takes: as many as keep a worker about ``BATCH_SECONDS`` (at
+        most ``MAX_BATCH``); one for a step not measured yet."""
+        seconds = self.item_seconds.get(step.name)
+        if seconds is None or seconds >= BATCH_SECONDS:
+            return 1
+        return min(int(BATCH_SECONDS / max(seconds, 1e-6)), MAX_BATCH)
 
     def _pick(self, pool: str, free: list, waiting: deque) -> tuple[Any, tuple]:
         """A free worker and waiting work, preferring work whose affinity the worker has."""
@@ -218,13 +225,13 @@ class Scheduler:
         """Waiting items of ``first``'s step (and affinity) that go in its call: none for a step whose items
         take a worker ``BATCH_SECONDS`` or more (or not yet measured), else a share of those waiting."""
         step = first[1]
-        seconds = self.item_seconds.get(step.name)
-        if seconds is None or seconds >= BATCH_SECONDS:
+        size = self._call_size(step)
+        if size == 1:
             return []
         affinity = self.workflow.affinity(step, first[0].target, first[2])
         alike = [w for w in waiting if w[1] is step and self.workflow.affinity(step, w[0].target, w[2]) == affinity]
         share = -(-(len(alike) + 1) // free_workers)  # the waiting items spread over the free workers
-        mates = alike[:min(share, int(BATCH_SECONDS / max(seconds, 1e-6)), MAX_BATCH) - 1]
+        mates = alike[:min(share, size) - 1]
         for work in mates:
             waiting.remove(work)
         return mates

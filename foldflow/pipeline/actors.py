@@ -59,14 +59,17 @@ class RayBackend:
             values = ray.get(handles)
         except Exception:  # a lost worker's items: each one's own error
             return [self._outcome(handle) for handle in handles]
-        return [(None, value) if isinstance(value, StepFailed) else (value, None) for value in values]
+        return [self._split(value) for value in values]
 
-    @staticmethod
-    def _outcome(handle: Any) -> tuple[Any, Exception | None]:
+    def _outcome(self, handle: Any) -> tuple[Any, Exception | None]:
         try:
-            value = ray.get(handle)
+            return self._split(ray.get(handle))
         except Exception as error:
             return None, error
+
+    @staticmethod
+    def _split(value: Any) -> tuple[Any, Exception | None]:
+        """An item's (record, None), or (None, its StepFailed)."""
         return (None, value) if isinstance(value, StepFailed) else (value, None)
 
     def is_lost(self, error: Exception) -> bool:
