@@ -43,3 +43,18 @@ def test_cancel_requests_and_unknown_runs(book, tmp_path):
 def test_run_ids_are_safe_names(run_id):
     with pytest.raises(ValueError, match="run id"):
         check_run_id(run_id)
+
+
+def test_target_states_are_written_a_batch_per_flush(book, tmp_path):
+    targets = [Target(f"t{i}", f"t{i}", "MKV", "in.fasta") for i in range(50)]
+    book.create("run-3", "in.fasta", str(tmp_path / "out"), {}, targets, [])
+    for target in targets:
+        book.set_target("run-3", target.id, "msa")
+        book.set_target("run-3", target.id, "ok")
+    batches = tmp_path / "store" / "runs" / "run-3" / "targets"
+    reader = RunBook(Store(tmp_path / "store"))  # another process: sees what is written only
+    assert len(list(batches.iterdir())) == 1 and reader.status("run-3")["counts"] == {"pending": 50}
+    assert book.status("run-3")["counts"] == {"ok": 50}, "the writing book sees its unwritten states"
+    book.flush("run-3")
+    assert len(list(batches.iterdir())) == 2, "100 state changes, one file"
+    assert reader.status("run-3")["counts"] == {"ok": 50}
